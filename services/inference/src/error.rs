@@ -1,0 +1,32 @@
+//! Why a inference call failed, and the one mapping of each cause to a gRPC status.
+
+use abdoseg_server::storage_status;
+use abdoseg_storage::StorageError;
+use tonic::Status;
+
+/// Errors of the inference service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is wrong; the message says how.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The store failed or lacks an object.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The RPC is in the contract but its capability has not shipped yet.
+    #[error("{rpc} is not available yet: {detail}")]
+    NotYetAvailable {
+        rpc: &'static str,
+        detail: &'static str,
+    },
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument(message) => Status::invalid_argument(message),
+            Error::Storage(error) => storage_status(&error),
+            Error::NotYetAvailable { .. } => Status::unimplemented(error.to_string()),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The metrics service: per-organ overlap and surface metrics per case and per split,
+//! the study's table, overlays and reports. Model evaluation calls the inference
+//! service over gRPC at its configured address.
+
+mod error;
+mod grpc;
+
+use abdoseg_protos::{
+    inference::v1::inference_service_client::InferenceServiceClient,
+    metrics::v1::metrics_service_server::MetricsServiceServer,
+};
+use abdoseg_server::{ServiceRegistration, propagation::inject_trace_context};
+use abdoseg_storage::Storage;
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+};
+
+pub use error::Error;
+
+type TraceInterceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+/// A client of the inference service that carries the caller's trace along.
+pub type InferenceClient = InferenceServiceClient<InterceptedService<Channel, TraceInterceptor>>;
+
+/// Connects lazily to the inference service at `url` (e.g. `http://inference:50051`):
+/// the metrics service starts even while inference is still coming up.
+pub fn inference_client(url: &str) -> Result<InferenceClient, tonic::transport::Error> {
+    let channel = Endpoint::from_shared(url.to_owned())?.connect_lazy();
+    Ok(InferenceServiceClient::with_interceptor(
+        channel,
+        inject_trace_context as TraceInterceptor,
+    ))
+}
+
+/// The service's state: the store with predictions and reports, and its inference peer.
+#[derive(Debug, Clone)]
+pub struct MetricsService {
+    storage: Storage,
+    #[allow(dead_code, reason = "EvaluateModel calls it from the metrics issue on")]
+    inference: InferenceClient,
+}
+
+impl MetricsService {
+    pub fn new(storage: Storage, inference: InferenceClient) -> Self {
+        Self { storage, inference }
+    }
+
+    /// The tonic server with its message limits, ready for a host.
+    pub fn registration(self, max_message_bytes: usize) -> ServiceRegistration {
+        ServiceRegistration::new(
+            MetricsServiceServer::new(self)
+                .max_decoding_message_size(max_message_bytes)
+                .max_encoding_message_size(max_message_bytes),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn inference_url_must_be_a_uri() {
+        assert!(inference_client("http://127.0.0.1:50051").is_ok());
+        assert!(inference_client("not a uri").is_err());
+    }
+}

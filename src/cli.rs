@@ -1,0 +1,52 @@
+//! The command line: `abdoseg serve …` runs services, `abdoseg health` checks them.
+
+mod health;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Segments the liver, kidneys, spleen and pancreas in abdominal CT.
+#[derive(Debug, Parser)]
+#[command(name = "abdoseg", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve all four services on one address, or one of them alone.
+    Serve(serve::ServeArgs),
+    /// Ask a running server whether each service is SERVING.
+    Health(health::HealthArgs),
+}
+
+/// Parses the command line and runs the command on a Tokio runtime.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("abdoseg: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Health(args) => health::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("abdoseg: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
