@@ -1,1 +1,8 @@
-//! x
+//! Cross-service tests: the real services started in-process on `127.0.0.1:0` over one
+//! store, reached through real gRPC clients. One binary, one module per concern.
+
+mod contracts;
+mod harness;
+mod health;
+mod limits;
+mod shutdown;

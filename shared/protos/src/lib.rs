@@ -2,7 +2,14 @@
 //!
 //! Each service has a versioned package; `common::v1` holds the types they share.
 
-#![allow(missing_debug_implementations, unused_qualifications, clippy::all)]
+// Generated code follows its generator's style, not ours.
+#![allow(
+    missing_debug_implementations,
+    unused_qualifications,
+    clippy::all,
+    clippy::clone_on_ref_ptr,
+    clippy::wildcard_enum_match_arm
+)]
 
 /// Types shared by every service.
 pub mod common {

@@ -74,6 +74,7 @@ async fn ranges(store: &Storage) {
         .await
         .unwrap();
     assert_eq!(streamed.concat(), data);
+    store.delete(&k).await.unwrap();
 }
 
 async fn bounded_reads_refuse_oversized_objects(store: &Storage) {

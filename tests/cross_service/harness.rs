@@ -1,0 +1,85 @@
+//! Starts the four services in one in-process stack over one store.
+
+use std::time::Duration;
+
+use abdoseg::stack::{self, Role, RunningStack, StackConfig};
+use abdoseg_server::{HostOptions, config::PeerArgs};
+use abdoseg_storage::{S3Options, Storage, StoreConfig};
+use abdoseg_testkit::S3Server;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+/// A running stack, the store under it, and a channel to it.
+pub struct Harness {
+    pub stack: RunningStack,
+    pub storage: Storage,
+    pub channel: Channel,
+    _s3: Option<S3Server>,
+}
+
+/// Knobs a test may turn.
+#[derive(Clone)]
+pub struct Options {
+    pub max_message_bytes: usize,
+    pub host: HostOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 16 * 1024 * 1024,
+            host: HostOptions {
+                shutdown_grace: Duration::from_secs(5),
+                shutdown_delay: Duration::ZERO,
+            },
+        }
+    }
+}
+
+impl Harness {
+    /// All four services over an in-memory store.
+    pub async fn start() -> Self {
+        Self::start_with(Storage::in_memory(), Options::default(), None).await
+    }
+
+    /// All four services over a real S3 endpoint served inside this process.
+    pub async fn start_on_s3() -> Self {
+        let s3 = S3Server::start().await.expect("start the S3 server");
+        let config = StoreConfig::new(format!("s3://{}/abdoseg", s3.bucket).parse().unwrap())
+            .with_s3(S3Options {
+                endpoint: Some(s3.endpoint.clone()),
+                region: Some(s3.region.clone()),
+                access_key_id: Some(s3.access_key_id.clone()),
+                secret_access_key: Some(s3.secret_access_key.clone()),
+                session_token: None,
+            });
+        let storage = Storage::open(&config).expect("open the S3 store");
+        Self::start_with(storage, Options::default(), Some(s3)).await
+    }
+
+    pub async fn start_with(storage: Storage, options: Options, s3: Option<S3Server>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stack = stack::spawn(
+            listener,
+            StackConfig {
+                role: Role::All,
+                storage: storage.clone(),
+                peers: PeerArgs::default(),
+                max_message_bytes: options.max_message_bytes,
+                host: options.host,
+            },
+        )
+        .expect("start the stack");
+        let channel = Channel::from_shared(stack.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to the stack");
+        Self {
+            stack,
+            storage,
+            channel,
+            _s3: s3,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+"""Fixtures for the outside-client contract tests: Python stubs generated from proto/ at
+test time, and a real `abdoseg serve all` process on a free loopback port."""
+
+import importlib
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PROTO = REPO / "proto"
+
+
+def _binary() -> pathlib.Path:
+    explicit = os.environ.get("ABDOSEG_BIN")
+    if explicit:
+        return pathlib.Path(explicit)
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    subprocess.run(
+        ["cargo", "build", "--quiet", "--bin", "abdoseg"], cwd=REPO, check=True
+    )
+    return target / "debug" / "abdoseg"
+
+
+@pytest.fixture(scope="session")
+def stubs(tmp_path_factory):
+    """Generates Python modules for every proto with grpc_tools (no system protoc)."""
+    from grpc_tools import protoc
+
+    out = tmp_path_factory.mktemp("generated")
+    well_known = pathlib.Path(protoc.__file__).parent / "_proto"
+    protos = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
+    assert len(protos) == 5, protos
+    code = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{PROTO}",
+            f"-I{well_known}",
+            f"--python_out={out}",
+            f"--grpc_python_out={out}",
+            *protos,
+        ]
+    )
+    assert code == 0, "protoc failed on proto/"
+    sys.path.insert(0, str(out))
+    importlib.invalidate_caches()
+    return out
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """`abdoseg serve all` on 127.0.0.1:0 over a fresh file store; yields its address."""
+    store = tmp_path_factory.mktemp("store")
+    process = subprocess.Popen(
+        [
+            str(_binary()),
+            "serve",
+            "all",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            f"file://{store}",
+            "--shutdown-grace-secs",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline()
+    assert line.startswith("abdoseg listening on "), line
+    address = line.rsplit(" ", 1)[1].strip()
+    yield {"address": address, "process": process, "store": store}
+    if process.poll() is None:
+        process.kill()
+        process.wait()
