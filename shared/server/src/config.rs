@@ -73,10 +73,6 @@ pub struct PeerArgs {
     /// Inference service used by the metrics service, e.g. `http://inference:50051`.
     #[arg(long, env = "ABDOSEG_INFERENCE_URL")]
     pub inference_url: Option<String>,
-
-    /// Preprocessing service used by the training and inference services.
-    #[arg(long, env = "ABDOSEG_PREPROCESSING_URL")]
-    pub preprocessing_url: Option<String>,
 }
 
 /// Logging output.
