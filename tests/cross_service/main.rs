@@ -6,3 +6,4 @@ mod harness;
 mod health;
 mod limits;
 mod shutdown;
+mod telemetry;

@@ -5,11 +5,12 @@ use std::pin::Pin;
 use abdoseg_protos::preprocessing::v1::{
     GetManifestRequest, GetManifestResponse, ListDatasetsRequest, ListDatasetsResponse,
     PrepareDatasetRequest, PrepareDatasetResponse, PreprocessVolumeRequest,
-    PreprocessVolumeResponse, preprocessing_service_server::PreprocessingService as Contract,
+    PreprocessVolumeResponse, UploadVolumeRequest, UploadVolumeResponse,
+    preprocessing_service_server::PreprocessingService as Contract,
 };
 use abdoseg_storage::{Id, Key, StorageError, keys::DatasetKeys};
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::{Error, PreprocessingService};
 
@@ -72,5 +73,12 @@ impl Contract for PreprocessingService {
         _request: Request<ListDatasetsRequest>,
     ) -> Result<Response<ListDatasetsResponse>, Status> {
         Err(not_yet("ListDatasets"))
+    }
+
+    async fn upload_volume(
+        &self,
+        _request: Request<Streaming<UploadVolumeRequest>>,
+    ) -> Result<Response<UploadVolumeResponse>, Status> {
+        Err(not_yet("UploadVolume"))
     }
 }
