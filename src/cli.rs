@@ -1,6 +1,8 @@
 //! The command line: `abdoseg serve …` runs services, `abdoseg health` checks them.
 
 mod health;
+mod phantom;
+mod preprocess;
 mod serve;
 
 use std::process::ExitCode;
@@ -21,6 +23,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Ask a running server whether each service is SERVING.
     Health(health::HealthArgs),
+    /// Write a synthetic abdomen dataset (AbdomenCT-1K layout) to a folder.
+    Phantom(phantom::PhantomArgs),
+    /// Preprocess one CT volume (window + scheme) and write it with the input's geometry.
+    Preprocess(preprocess::PreprocessArgs),
 }
 
 /// Parses the command line and runs the command on a Tokio runtime.
@@ -40,6 +46,8 @@ pub fn run() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Health(args) => health::run(args).await,
+            Command::Phantom(args) => phantom::run(args),
+            Command::Preprocess(args) => preprocess::run(args),
         }
     });
     match result {

@@ -1,0 +1,387 @@
+//! The anatomy of one phantom: shapes in canonical millimetres (x toward the patient's
+//! left, y posterior, z superior; origin mid-body) with their tissue and label.
+
+use rand::Rng;
+
+/// What a point is made of, with its label (0 = background … 4 = pancreas).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tissue {
+    pub hu: f32,
+    pub label: u8,
+}
+
+const fn tissue(hu: f32) -> Tissue {
+    Tissue { hu, label: 0 }
+}
+
+/// An ellipsoid with a bounding-box test first.
+#[derive(Debug, Clone, Copy)]
+struct Ellipsoid {
+    center: [f32; 3],
+    inv_radii: [f32; 3],
+}
+
+impl Ellipsoid {
+    fn new(center: [f32; 3], radii: [f32; 3]) -> Self {
+        Self {
+            center,
+            inv_radii: radii.map(|r| 1.0 / r.max(1.0)),
+        }
+    }
+
+    /// Squared normalized distance: < 1 inside.
+    #[inline]
+    fn level(&self, p: [f32; 3]) -> f32 {
+        let mut sum = 0.0;
+        for a in 0..3 {
+            let d = (p[a] - self.center[a]) * self.inv_radii[a];
+            sum += d * d;
+        }
+        sum
+    }
+}
+
+/// A tube around a polyline, with a radius per vertex.
+#[derive(Debug, Clone)]
+struct Tube {
+    points: Vec<[f32; 3]>,
+    radii: Vec<f32>,
+    low: [f32; 3],
+    high: [f32; 3],
+}
+
+impl Tube {
+    /// A quadratic Bézier from `a` through control `b` to `c`, radius from `ra` to `rc`.
+    fn bezier(a: [f32; 3], b: [f32; 3], c: [f32; 3], ra: f32, rb: f32, rc: f32) -> Self {
+        let n = 24;
+        let mut points = Vec::with_capacity(n + 1);
+        let mut radii = Vec::with_capacity(n + 1);
+        for s in 0..=n {
+            let t = s as f32 / n as f32;
+            let u = 1.0 - t;
+            points.push([0, 1, 2].map(|k| u * u * a[k] + 2.0 * u * t * b[k] + t * t * c[k]));
+            radii.push(if t < 0.5 {
+                ra + (rb - ra) * t * 2.0
+            } else {
+                rb + (rc - rb) * (t - 0.5) * 2.0
+            });
+        }
+        let margin = ra.max(rb).max(rc);
+        let mut low = [f32::MAX; 3];
+        let mut high = [f32::MIN; 3];
+        for p in &points {
+            for k in 0..3 {
+                low[k] = low[k].min(p[k] - margin);
+                high[k] = high[k].max(p[k] + margin);
+            }
+        }
+        Self {
+            points,
+            radii,
+            low,
+            high,
+        }
+    }
+
+    #[inline]
+    fn contains(&self, p: [f32; 3]) -> bool {
+        if (0..3).any(|k| p[k] < self.low[k] || p[k] > self.high[k]) {
+            return false;
+        }
+        self.points.windows(2).zip(self.radii.windows(2)).any(|(seg, r)| {
+            let (a, b) = (seg[0], seg[1]);
+            let ab = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
+            let ap = [p[0] - a[0], p[1] - a[1], p[2] - a[2]];
+            let len2 = ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2];
+            let t = ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2]) / len2).clamp(0.0, 1.0);
+            let d = [ap[0] - t * ab[0], ap[1] - t * ab[1], ap[2] - t * ab[2]];
+            let radius = r[0] + (r[1] - r[0]) * t;
+            d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < radius * radius
+        })
+    }
+}
+
+/// Contrast phase: which tissues enhance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Phase {
+    NonContrast,
+    PortalVenous,
+}
+
+/// All shapes of one case.
+#[derive(Debug, Clone)]
+pub struct Anatomy {
+    body: [f32; 2],
+    subcutaneous_fat: f32,
+    muscle: f32,
+    liver: [Ellipsoid; 2],
+    spleen: Ellipsoid,
+    kidneys: [Ellipsoid; 2],
+    kidney_sinus: [Ellipsoid; 2],
+    pancreas: Tube,
+    duodenum: Tube,
+    splenic_vein: Tube,
+    stomach: Ellipsoid,
+    bowel: Vec<(Ellipsoid, bool)>,
+    aorta: [f32; 3],
+    ivc: [f32; 3],
+    phase: Phase,
+    /// HU of the organs: liver, kidney cortex, kidney medulla, spleen, pancreas, vessels, bowel.
+    organ_hu: [f32; 7],
+}
+
+fn jitter<R: Rng>(rng: &mut R, p: [f32; 3], by: f32) -> [f32; 3] {
+    p.map(|v| v + rng.random_range(-by..=by))
+}
+
+fn scaled<R: Rng>(rng: &mut R, radii: [f32; 3], low: f32, high: f32) -> [f32; 3] {
+    let s = rng.random_range(low..=high);
+    radii.map(|r| r * s)
+}
+
+impl Anatomy {
+    /// A random anatomy. Positions follow the abdomen: liver on the patient's right
+    /// (x < 0), spleen left and posterior, kidneys beside the spine, pancreas across the
+    /// midline in front of the aorta, its head in the duodenal C-loop.
+    pub fn random<R: Rng>(rng: &mut R, phase: Phase) -> Self {
+        let body = [rng.random_range(145.0..175.0), rng.random_range(105.0..125.0)];
+        let liver_center = jitter(rng, [-65.0, -5.0, 45.0], 8.0);
+        let liver = [
+            Ellipsoid::new(liver_center, scaled(rng, [72.0, 80.0, 70.0], 0.88, 1.12)),
+            Ellipsoid::new(
+                jitter(rng, [5.0, -45.0, 55.0], 8.0),
+                scaled(rng, [45.0, 28.0, 35.0], 0.85, 1.15),
+            ),
+        ];
+        let spleen = Ellipsoid::new(
+            jitter(rng, [88.0, 45.0, 45.0], 8.0),
+            scaled(rng, [24.0, 42.0, 50.0], 0.8, 1.2),
+        );
+        let kidney_radii = scaled(rng, [26.0, 30.0, 52.0], 0.85, 1.15);
+        let kidney_z = rng.random_range(-45.0..-20.0);
+        let left = jitter(rng, [68.0, 52.0, kidney_z + 10.0], 5.0);
+        let right = jitter(rng, [-68.0, 52.0, kidney_z], 5.0);
+        let kidneys = [Ellipsoid::new(left, kidney_radii), Ellipsoid::new(right, kidney_radii)];
+        let sinus = |c: [f32; 3], side: f32| {
+            Ellipsoid::new([c[0] - side * 12.0, c[1], c[2]], [9.0, 12.0, 25.0])
+        };
+        let kidney_sinus = [sinus(left, 1.0), sinus(right, -1.0)];
+
+        // The pancreas: head right of the midline, body over the aorta, tail at the spleen.
+        let head = jitter(rng, [-28.0, -5.0, 0.0], 5.0);
+        let body_point = jitter(rng, [8.0, -30.0, 12.0], 5.0);
+        let tail = jitter(rng, [72.0, 22.0, 28.0], 6.0);
+        let thickness = rng.random_range(0.8..1.15);
+        let pancreas = Tube::bezier(
+            head,
+            body_point,
+            tail,
+            13.0 * thickness,
+            8.5 * thickness,
+            8.0 * thickness,
+        );
+        // The duodenum wraps the head; the splenic vein runs behind the body and tail.
+        let duodenum = Tube::bezier(
+            [head[0] - 5.0, head[1] - 15.0, head[2] + 25.0],
+            [head[0] - 30.0, head[1] + 5.0, head[2]],
+            [head[0] + 5.0, head[1] + 5.0, head[2] - 28.0],
+            9.0,
+            10.0,
+            9.0,
+        );
+        let splenic_vein = Tube::bezier(
+            [head[0] + 15.0, head[1] + 14.0, head[2] + 2.0],
+            [body_point[0], body_point[1] + 16.0, body_point[2]],
+            [tail[0] - 5.0, tail[1] + 12.0, tail[2]],
+            4.5,
+            4.5,
+            4.0,
+        );
+        let stomach = Ellipsoid::new(
+            jitter(rng, [55.0, -35.0, 65.0], 8.0),
+            scaled(rng, [40.0, 32.0, 38.0], 0.8, 1.2),
+        );
+        let bowel = (0..rng.random_range(14..22))
+            .map(|_| {
+                let center = [
+                    rng.random_range(-100.0..100.0),
+                    rng.random_range(-80.0..10.0),
+                    rng.random_range(-110.0..20.0),
+                ];
+                let radius = rng.random_range(10.0..22.0);
+                let gas = rng.random_bool(0.35);
+                (Ellipsoid::new(center, [radius, radius * 0.8, radius * 1.3]), gas)
+            })
+            .collect();
+
+        let enhance = |plain: f32, venous: f32| match phase {
+            Phase::NonContrast => plain,
+            Phase::PortalVenous => venous,
+        };
+        let organ_hu = [
+            enhance(58.0, 105.0),  // liver
+            enhance(33.0, 175.0),  // kidney cortex
+            enhance(30.0, 125.0),  // kidney medulla
+            enhance(47.0, 112.0),  // spleen
+            enhance(42.0, 98.0),   // pancreas
+            enhance(40.0, 160.0),  // vessels
+            enhance(38.0, 95.0),   // enhancing bowel wall and duodenum
+        ];
+        Self {
+            body,
+            subcutaneous_fat: rng.random_range(8.0..28.0),
+            muscle: rng.random_range(7.0..13.0),
+            liver,
+            spleen,
+            kidneys,
+            kidney_sinus,
+            pancreas,
+            duodenum,
+            splenic_vein,
+            stomach,
+            bowel,
+            aorta: [12.0 + rng.random_range(-4.0..4.0), 28.0, 11.0],
+            ivc: [-22.0 + rng.random_range(-4.0..4.0), 30.0, 12.0],
+            phase,
+            organ_hu,
+        }
+    }
+
+    /// The tissue at `body_point` (for the outline, undeformed) and `organ_point` (for
+    /// everything inside, after the smooth deformation).
+    #[inline]
+    pub fn sample(&self, body_point: [f32; 3], organ_point: [f32; 3]) -> Tissue {
+        let [x, y, _] = body_point;
+        let radial = (x / self.body[0]).powi(2) + (y / self.body[1]).powi(2);
+        if radial >= 1.0 {
+            return tissue(-1000.0);
+        }
+        // Depth below the skin, approximately, in mm.
+        let depth = (1.0 - radial.sqrt()) * self.body[1];
+        if depth < 2.0 {
+            return tissue(25.0);
+        }
+        if depth < 2.0 + self.subcutaneous_fat {
+            return tissue(-105.0);
+        }
+        let wall = 2.0 + self.subcutaneous_fat + self.muscle;
+        if depth < wall {
+            return tissue(52.0);
+        }
+        if let Some(t) = self.bone(body_point, depth - wall) {
+            return t;
+        }
+        self.viscera(organ_point)
+    }
+
+    fn bone(&self, [x, y, z]: [f32; 3], inner_depth: f32) -> Option<Tissue> {
+        // Vertebral body, canal and posterior elements.
+        let spine_y = self.body[1] * 0.45;
+        let r2 = x * x + (y - spine_y).powi(2);
+        if r2 < 20.0 * 20.0 {
+            let disc = (z.rem_euclid(32.0)) < 6.0;
+            return Some(tissue(if disc {
+                85.0
+            } else if r2 > 17.0 * 17.0 {
+                650.0
+            } else {
+                210.0
+            }));
+        }
+        let canal_y = spine_y + 29.0;
+        if x * x + (y - canal_y).powi(2) < 9.0 * 9.0 {
+            return Some(tissue(15.0));
+        }
+        if (x / 24.0).powi(2) + ((y - canal_y - 16.0) / 9.0).powi(2) < 1.0 {
+            return Some(tissue(520.0));
+        }
+        // Ribs: oblique bands in the upper abdomen, just inside the wall, not in front.
+        if z > -30.0 && inner_depth < 9.0 && y > -self.body[1] * 0.4 {
+            let angle = y.atan2(x);
+            if ((angle * 6.0 + z / 14.0).sin()) > 0.82 {
+                return Some(tissue(620.0));
+            }
+        }
+        // Paraspinal muscles.
+        if (x.abs() - 38.0).powi(2) / 400.0 + (y - spine_y - 22.0).powi(2) / 500.0 < 1.0 {
+            return Some(tissue(50.0));
+        }
+        None
+    }
+
+    fn viscera(&self, p: [f32; 3]) -> Tissue {
+        let hu = &self.organ_hu;
+        let [x, y, _] = p;
+        // Vessels first: they run through everything.
+        if (x - self.aorta[0]).powi(2) + (y - self.aorta[1]).powi(2) < self.aorta[2].powi(2) {
+            return tissue(hu[5] + 10.0);
+        }
+        if p[2] > -90.0
+            && (x - self.ivc[0]).powi(2) + (y - self.ivc[1]).powi(2) < self.ivc[2].powi(2)
+        {
+            return tissue(hu[5] - 15.0);
+        }
+        if self.splenic_vein.contains(p) {
+            return tissue(hu[5]);
+        }
+        if self.pancreas.contains(p) {
+            return Tissue {
+                hu: hu[4],
+                label: 4,
+            };
+        }
+        if self.duodenum.contains(p) {
+            return tissue(hu[6] - 8.0);
+        }
+        for (k, kidney) in self.kidneys.iter().enumerate() {
+            let level = kidney.level(p);
+            if level < 1.0 {
+                if self.kidney_sinus[k].level(p) < 1.0 {
+                    return tissue(-70.0);
+                }
+                let cortex = level > 0.55;
+                return Tissue {
+                    hu: if cortex { hu[1] } else { hu[2] },
+                    label: 2,
+                };
+            }
+        }
+        if self.spleen.level(p) < 1.0 {
+            return Tissue {
+                hu: hu[3],
+                label: 3,
+            };
+        }
+        if self.liver.iter().any(|e| e.level(p) < 1.0) {
+            // Hepatic veins and portal branches: darker (plain) or brighter (venous) tubes.
+            let vein = ((p[0] * 0.09).sin() * (p[2] * 0.07).cos()).abs() < 0.035;
+            let vessel_hu = match self.phase {
+                Phase::NonContrast => hu[0] - 18.0,
+                Phase::PortalVenous => hu[5],
+            };
+            return Tissue {
+                hu: if vein { vessel_hu } else { hu[0] },
+                label: 1,
+            };
+        }
+        if self.stomach.level(p) < 1.0 {
+            // Gas rises anteriorly.
+            let gas = p[1] < self.stomach.center[1] - 0.35 / self.stomach.inv_radii[1];
+            return tissue(if gas { -900.0 } else { 18.0 });
+        }
+        for (loop_shape, gas) in &self.bowel {
+            let level = loop_shape.level(p);
+            if level < 1.0 {
+                return tissue(if *gas && level < 0.45 {
+                    -850.0
+                } else if level > 0.7 {
+                    hu[6]
+                } else {
+                    25.0
+                });
+            }
+        }
+        // Mesenteric and retroperitoneal fat.
+        tissue(-92.0)
+    }
+}

@@ -1,0 +1,21 @@
+//! Synthetic abdomen phantoms: seeded 3D CT volumes in HU with label maps, hard enough
+//! that intensity thresholds fail (the pancreas sits among neighbours of nearly its HU).
+//!
+//! Per case: body size, organ sizes and positions, rotation, a smooth deformation, number
+//! of slices, slice thickness, in-plane resolution and voxel order (LPS, RAS or LAS) vary.
+//! Per "center": noise, intensity offset and scale, and the contrast phase.
+
+mod anatomy;
+mod case;
+pub mod difficulty;
+
+pub use anatomy::{Anatomy, Tissue};
+pub use case::{Center, Grid, PhantomCase, generate_case};
+
+/// The AbdomenCT-1K file names of case `index` (1-based): image and label.
+pub fn case_file_names(index: usize) -> (String, String) {
+    (
+        format!("Case_{index:05}_0000.nii.gz"),
+        format!("Case_{index:05}.nii.gz"),
+    )
+}
