@@ -5,7 +5,11 @@ use std::{path::PathBuf, process::ExitCode};
 use abdoseg_imaging::{
     CLASS_NAMES,
     nifti::{write_i16, write_labels},
-    phantom::{Center, Grid, case_file_names, difficulty::hu_statistics, generate_case},
+    phantom::{
+        Center, Grid, case_file_names,
+        difficulty::{best_interval, hu_statistics},
+        generate_case,
+    },
 };
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,8 +48,7 @@ pub fn run(args: PhantomArgs) -> anyhow::Result<ExitCode> {
     let images = args.out.join("images");
     let labels = args.out.join("labels");
     for dir in [&images, &labels] {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let bar = ProgressBar::new(args.cases as u64).with_style(
         ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} cases, {elapsed}")
@@ -54,6 +57,8 @@ pub fn run(args: PhantomArgs) -> anyhow::Result<ExitCode> {
     );
     bar.set_message("phantoms");
     let mut sums = [(0u64, 0f64, 0f64); CLASS_NAMES.len()];
+    // Mean over cases of the best single-HU-interval IoU: what thresholding can reach.
+    let mut threshold_iou = [0f64; CLASS_NAMES.len()];
     for index in 1..=args.cases {
         let center = Center::new(args.seed, (index - 1) % args.centers);
         let grid = args.matrix.map(|matrix| Grid {
@@ -75,18 +80,30 @@ pub fn run(args: PhantomArgs) -> anyhow::Result<ExitCode> {
             total.1 += mean * n_f;
             total.2 += (std * std + mean * mean) * n_f;
         }
+        for (organ, iou) in threshold_iou.iter_mut().enumerate().skip(1) {
+            *iou += best_interval(case.image.data.iter(), case.labels.data.iter(), organ as u8).iou
+                / args.cases as f64;
+        }
         bar.inc(1);
     }
     bar.finish();
     println!("wrote {} cases to {}", args.cases, args.out.display());
-    println!("{:<11} {:>12} {:>9} {:>8}", "class", "voxels", "mean HU", "std HU");
-    for (name, (n, sum, sq)) in CLASS_NAMES.iter().zip(sums) {
+    println!(
+        "{:<11} {:>12} {:>9} {:>8} {:>14}",
+        "class", "voxels", "mean HU", "std HU", "threshold IoU"
+    );
+    for ((name, (n, sum, sq)), iou) in CLASS_NAMES.iter().zip(sums).zip(threshold_iou) {
         if n == 0 {
             continue;
         }
         let mean = sum / n as f64;
         let std = (sq / n as f64 - mean * mean).max(0.0).sqrt();
-        println!("{name:<11} {n:>12} {mean:>9.1} {std:>8.1}");
+        let iou = if iou > 0.0 {
+            format!("{iou:.3}")
+        } else {
+            "—".to_owned()
+        };
+        println!("{name:<11} {n:>12} {mean:>9.1} {std:>8.1} {iou:>14}");
     }
     Ok(ExitCode::SUCCESS)
 }

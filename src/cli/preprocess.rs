@@ -59,7 +59,12 @@ pub fn run(args: PreprocessArgs) -> anyhow::Result<ExitCode> {
         }),
         // A single volume is its own dataset: statistics of its body voxels (> −500 HU).
         SchemeName::Zscore => {
-            let body: Vec<f32> = volume.data.iter().copied().filter(|&v| v > -500.0).collect();
+            let body: Vec<f32> = volume
+                .data
+                .iter()
+                .copied()
+                .filter(|&v| v > -500.0)
+                .collect();
             Scheme::ZScore(ZScore::from_samples(&body)?)
         }
     };

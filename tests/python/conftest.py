@@ -25,6 +25,22 @@ def _binary() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def abdoseg():
+    """Path of the `abdoseg` binary (built if needed)."""
+    return _binary()
+
+
+@pytest.fixture(scope="session")
+def real_abdomen():
+    """The real CT beside the checkout: (image path, label path)."""
+    root = REPO.parent / "shared" / "data" / "real-abdomen"
+    image = root / "images" / "Case_00001_0000.nii.gz"
+    label = root / "labels" / "Case_00001.nii.gz"
+    assert image.exists(), f"the real case belongs at {root}"
+    return image, label
+
+
+@pytest.fixture(scope="session")
 def stubs(tmp_path_factory):
     """Generates Python modules for every proto with grpc_tools (no system protoc)."""
     from grpc_tools import protoc
@@ -50,12 +66,12 @@ def stubs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def server(tmp_path_factory, abdoseg):
     """`abdoseg serve all` on 127.0.0.1:0 over a fresh file store; yields its address."""
     store = tmp_path_factory.mktemp("store")
     process = subprocess.Popen(
         [
-            str(_binary()),
+            str(abdoseg),
             "serve",
             "all",
             "--listen",

@@ -23,7 +23,9 @@ pub enum ImagingError {
     CorruptGzip(String),
     #[error("the voxel data ends after {got} of {expected} bytes (truncated file)")]
     TruncatedData { expected: u64, got: u64 },
-    #[error("datatype code {0} is not supported (uint8, int8, int16, uint16, int32, float32, float64 are)")]
+    #[error(
+        "datatype code {0} is not supported (uint8, int8, int16, uint16, int32, float32, float64 are)"
+    )]
     UnsupportedDatatype(i16),
     #[error("bitpix is {bitpix} but datatype code {datatype} needs {expected}")]
     BitpixMismatch {

@@ -96,7 +96,9 @@ impl Reorientation {
         // Canonical array axis c holds world axis 2 - c, fed by the file axis that follows it.
         let order = [0, 1, 2].map(|c| {
             let world = Self::array_axis(c);
-            let f = (0..3).find(|&f| self.world_axis[f] == world).unwrap_or(world);
+            let f = (0..3)
+                .find(|&f| self.world_axis[f] == world)
+                .unwrap_or(world);
             Self::array_axis(f)
         });
         view.permuted_axes(order).as_standard_layout().into_owned()
@@ -170,7 +172,6 @@ mod tests {
 
     #[test]
     fn every_orientation_lands_on_the_same_lps_grid() {
-        let mut canonical = Vec::new();
         for columns in [RAS, LPS, LAS, PSL] {
             let data = world_volume(columns, (4, 3, 2));
             let r = Reorientation::from_affine(&affine(columns));
@@ -184,9 +185,8 @@ mod tests {
             assert!(c[[1, 0, 0]][2] > c[[0, 0, 0]][2], "{columns:?}");
             // The round trip is exact.
             assert_eq!(r.from_canonical(c.view()), data, "{columns:?}");
-            canonical.push(c.dim());
         }
-        assert_eq!(Reorientation::from_affine(&affine(LPS)).is_identity(), true);
+        assert!(Reorientation::from_affine(&affine(LPS)).is_identity());
         assert!(!Reorientation::from_affine(&affine(RAS)).is_identity());
     }
 

@@ -24,7 +24,11 @@ fn taps(src: usize, dst: usize) -> Vec<Tap> {
             Tap {
                 low,
                 high,
-                weight_high: if high == low { 0.0 } else { position - low as f32 },
+                weight_high: if high == low {
+                    0.0
+                } else {
+                    position - low as f32
+                },
             }
         })
         .collect()
@@ -86,7 +90,15 @@ pub fn resize_nearest<T: Copy + Default + Send + Sync>(
     };
     let rows = nearest(h, to.0);
     let cols = nearest(w, to.1);
-    Ok(Array2::from_shape_fn(to, |(y, x)| image[[rows[y], cols[x]]]))
+    let mut out = Vec::with_capacity(to.0 * to.1);
+    for &y in &rows {
+        let row = image.row(y);
+        match row.as_slice() {
+            Some(src) => out.extend(cols.iter().map(|&x| src[x])),
+            None => out.extend(cols.iter().map(|&x| row[x])),
+        }
+    }
+    Array2::from_shape_vec(to, out).map_err(|e| ImagingError::InvalidParameter(e.to_string()))
 }
 
 /// The size a slice of `size` pixels at `spacing` mm (rows, columns) has at `target` mm.

@@ -42,8 +42,12 @@ impl Geometry {
     /// A new grid of `shape` voxels (`[i, j, k]`) placed by a voxel-to-world affine (RAS mm),
     /// written with both sform and qform (code 1, scanner) and millimetre units.
     pub fn new(shape: [usize; 3], affine: [[f64; 4]; 4]) -> Result<Self, ImagingError> {
-        let mut header = NiftiHeader::default();
-        header.dim = [3, 1, 1, 1, 1, 1, 1, 1];
+        let mut header = NiftiHeader {
+            dim: [3, 1, 1, 1, 1, 1, 1, 1],
+            xyzt_units: 2, // millimetres
+            magic: *nifti::header::MAGIC_CODE_NIP1,
+            ..NiftiHeader::default()
+        };
         for (d, &n) in shape.iter().enumerate() {
             header.dim[d + 1] = u16::try_from(n)
                 .ok()
@@ -53,8 +57,6 @@ impl Geometry {
         let m = nifti::affine::Affine4::from_fn(|r, c| affine[r][c] as f32);
         header.set_sform(&m, nifti::XForm::ScannerAnat);
         header.set_qform(&m, nifti::XForm::ScannerAnat);
-        header.xyzt_units = 2; // millimetres
-        header.magic = *nifti::header::MAGIC_CODE_NIP1;
         Self::from_header(header)
     }
 
@@ -75,7 +77,11 @@ impl Geometry {
 
     /// The volume of one voxel in mL.
     pub fn voxel_volume_ml(&self) -> f64 {
-        self.spacing().iter().map(|&s| f64::from(s)).product::<f64>() / 1000.0
+        self.spacing()
+            .iter()
+            .map(|&s| f64::from(s))
+            .product::<f64>()
+            / 1000.0
     }
 
     pub(crate) fn header(&self) -> &NiftiHeader {

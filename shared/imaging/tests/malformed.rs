@@ -11,7 +11,7 @@ use common::*;
 
 fn valid_i16() -> Vec<u8> {
     let geometry = geometry([4, 4, 2], RAS);
-    file(&geometry, 4, 16, &vec![0u8; 4 * 4 * 2 * 2])
+    file(&geometry, 4, 16, &[0u8; 4 * 4 * 2 * 2])
 }
 
 fn patched(patch: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
@@ -35,7 +35,8 @@ fn err(bytes: &[u8]) -> ImagingError {
 
 macro_rules! expect {
     ($bytes:expr, $pattern:pat) => {{
-        let e = err(&$bytes);
+        let bytes: &[u8] = &$bytes;
+        let e = err(bytes);
         assert!(matches!(e, $pattern), "got {e:?}");
         // Every message says something specific.
         assert!(e.to_string().len() > 10);
@@ -49,18 +50,36 @@ fn the_valid_baseline_reads() {
 
 #[test]
 fn empty_and_foreign_files() {
-    expect!(Vec::<u8>::new(), ImagingError::Empty);
-    expect!(b"PK\x03\x04 a zip file, not a volume".to_vec(), ImagingError::NotNifti(_));
-    expect!(valid_i16()[..2].to_vec(), ImagingError::TruncatedHeader(2));
-    expect!(valid_i16()[..200].to_vec(), ImagingError::TruncatedHeader(200));
-    expect!(patched(|b| set_i32(b, 0, 540)), ImagingError::Nifti2Unsupported);
-    expect!(patched(|b| b[344..348].copy_from_slice(b"ni1\0")), ImagingError::TwoFileFormat);
-    expect!(patched(|b| b[344..348].copy_from_slice(b"XYZ\0")), ImagingError::BadMagic);
+    expect!([0u8; 0], ImagingError::Empty);
+    expect!(
+        b"PK\x03\x04 a zip file, not a volume"[..],
+        ImagingError::NotNifti(_)
+    );
+    expect!(valid_i16()[..2], ImagingError::TruncatedHeader(2));
+    expect!(
+        valid_i16()[..200],
+        ImagingError::TruncatedHeader(200)
+    );
+    expect!(
+        patched(|b| set_i32(b, 0, 540)),
+        ImagingError::Nifti2Unsupported
+    );
+    expect!(
+        patched(|b| b[344..348].copy_from_slice(b"ni1\0")),
+        ImagingError::TwoFileFormat
+    );
+    expect!(
+        patched(|b| b[344..348].copy_from_slice(b"XYZ\0")),
+        ImagingError::BadMagic
+    );
 }
 
 #[test]
 fn dimensions() {
-    expect!(patched(|b| set_i16(b, offset::DIM, 2)), ImagingError::Dimensionality(2));
+    expect!(
+        patched(|b| set_i16(b, offset::DIM, 2)),
+        ImagingError::Dimensionality(2)
+    );
     expect!(
         patched(|b| {
             set_i16(b, offset::DIM, 4);
@@ -94,7 +113,16 @@ fn a_configurable_size_limit() {
         ..ReadLimits::default()
     };
     let e = read_ct(&valid_i16(), &limits).unwrap_err();
-    assert!(matches!(e, ImagingError::TooLarge { bytes: 64, limit: 16 }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ImagingError::TooLarge {
+                bytes: 64,
+                limit: 16
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -168,7 +196,10 @@ fn transforms() {
 #[test]
 fn truncation_and_corruption() {
     let full = valid_i16();
-    expect!(full[..full.len() - 10].to_vec(), ImagingError::TruncatedData { .. });
+    expect!(
+        full[..full.len() - 10],
+        ImagingError::TruncatedData { .. }
+    );
     // Extensions promised by vox_offset but absent.
     expect!(
         patched(|b| {
@@ -178,7 +209,10 @@ fn truncation_and_corruption() {
         ImagingError::TruncatedData { .. }
     );
     let gz = gzip(&full);
-    expect!(gz[..gz.len() / 2].to_vec(), ImagingError::CorruptGzip(_) | ImagingError::TruncatedData { .. });
+    expect!(
+        gz[..gz.len() / 2],
+        ImagingError::CorruptGzip(_) | ImagingError::TruncatedData { .. }
+    );
     let mut corrupt = gz.clone();
     let middle = corrupt.len() / 2;
     for byte in &mut corrupt[middle..middle + 8] {
@@ -194,7 +228,10 @@ fn truncation_and_corruption() {
 
 #[test]
 fn non_finite_voxels() {
-    expect!(f32_file(&[1.0, f32::NAN, 3.0]), ImagingError::NonFiniteVoxels { count: 1 });
+    expect!(
+        f32_file(&[1.0, f32::NAN, 3.0]),
+        ImagingError::NonFiniteVoxels { count: 1 }
+    );
     expect!(
         f32_file(&[f32::INFINITY, f32::NEG_INFINITY, 0.0]),
         ImagingError::NonFiniteVoxels { count: 2 }
@@ -206,7 +243,10 @@ fn label_maps() {
     let geometry = geometry([3, 1, 1], RAS);
     let bad = file(&geometry, 2, 8, &[0, 7, 1]);
     let e = read_labels(&bad, &ReadLimits::default()).unwrap_err();
-    assert!(matches!(e, ImagingError::InvalidLabel { value } if value == 7.0), "{e:?}");
+    assert!(
+        matches!(e, ImagingError::InvalidLabel { value } if value == 7.0),
+        "{e:?}"
+    );
     let fractional = f32_file(&[0.0, 1.5, 2.0]);
     let e = read_labels(&fractional, &ReadLimits::default()).unwrap_err();
     assert!(matches!(e, ImagingError::InvalidLabel { .. }), "{e:?}");

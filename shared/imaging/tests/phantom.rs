@@ -9,8 +9,14 @@ use abdoseg_imaging::{
 fn the_same_seed_gives_the_same_bytes() {
     let a = generate_case(5, 1, Center::new(5, 0), None).unwrap();
     let b = generate_case(5, 1, Center::new(5, 0), None).unwrap();
-    assert_eq!(write_i16(&a.image, false).unwrap(), write_i16(&b.image, false).unwrap());
-    assert_eq!(write_labels(&a.labels, false).unwrap(), write_labels(&b.labels, false).unwrap());
+    assert_eq!(
+        write_i16(&a.image, false).unwrap(),
+        write_i16(&b.image, false).unwrap()
+    );
+    assert_eq!(
+        write_labels(&a.labels, false).unwrap(),
+        write_labels(&b.labels, false).unwrap()
+    );
     let c = generate_case(6, 1, Center::new(6, 0), None).unwrap();
     assert_ne!(a.image.data, c.image.data);
 }
@@ -37,7 +43,9 @@ fn organs_sit_where_anatomy_puts_them_in_every_voxel_order() {
     let mut orientations = std::collections::BTreeSet::new();
     for index in 1..=6 {
         let case = generate_case(11, index, Center::new(11, index % 3), None).unwrap();
-        orientations.insert(abdoseg_imaging::orientation::axis_codes(&case.image.geometry.affine()));
+        orientations.insert(abdoseg_imaging::orientation::axis_codes(
+            &case.image.geometry.affine(),
+        ));
         let liver = centroid(&case, 1);
         let spleen = centroid(&case, 3);
         let kidney = centroid(&case, 2);
@@ -48,7 +56,10 @@ fn organs_sit_where_anatomy_puts_them_in_every_voxel_order() {
         assert!(spleen[0] < -40.0, "case {index}: spleen at {spleen:?}");
         assert!(spleen[1] < 0.0, "case {index}: spleen not posterior");
         assert!(kidney[1] < -20.0, "case {index}: kidneys not posterior");
-        assert!(pancreas[1] > kidney[1], "case {index}: pancreas not in front of the kidneys");
+        assert!(
+            pancreas[1] > kidney[1],
+            "case {index}: pancreas not in front of the kidneys"
+        );
         // Kidneys are on both sides.
         let sides = case
             .labels
@@ -62,7 +73,10 @@ fn organs_sit_where_anatomy_puts_them_in_every_voxel_order() {
             .fold((false, false), |(l, r), x| (l || x < -30.0, r || x > 30.0));
         assert_eq!(sides, (true, true), "case {index}: one kidney missing");
     }
-    assert!(orientations.len() >= 2, "voxel orders vary: {orientations:?}");
+    assert!(
+        orientations.len() >= 2,
+        "voxel orders vary: {orientations:?}"
+    );
 }
 
 #[test]
@@ -81,7 +95,11 @@ fn thresholds_fail_on_the_pancreas() {
 #[test]
 fn phantoms_survive_their_own_files() {
     let case = generate_case(9, 2, Center::new(9, 1), None).unwrap();
-    let image = read_ct(&write_i16(&case.image, true).unwrap(), &ReadLimits::default()).unwrap();
+    let image = read_ct(
+        &write_i16(&case.image, true).unwrap(),
+        &ReadLimits::default(),
+    )
+    .unwrap();
     let labels = read_labels_on(
         &image.geometry,
         &write_labels(&case.labels, true).unwrap(),

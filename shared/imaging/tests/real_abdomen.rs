@@ -17,8 +17,12 @@ fn data_dir() -> PathBuf {
 #[test]
 fn the_real_case_reads_with_its_labels() {
     let dir = data_dir();
-    let image = std::fs::read(dir.join("images/Case_00001_0000.nii.gz"))
-        .unwrap_or_else(|e| panic!("the real case belongs beside the checkout at {}: {e}", dir.display()));
+    let image = std::fs::read(dir.join("images/Case_00001_0000.nii.gz")).unwrap_or_else(|e| {
+        panic!(
+            "the real case belongs beside the checkout at {}: {e}",
+            dir.display()
+        )
+    });
     let labels = std::fs::read(dir.join("labels/Case_00001.nii.gz")).unwrap();
 
     let ct = read_ct(&image, &ReadLimits::default()).unwrap();
@@ -51,5 +55,8 @@ fn the_real_case_reads_with_its_labels() {
             }
         }
     }
-    assert!(left > 4 * right, "liver voxels: {left} image-left, {right} image-right");
+    assert!(
+        left > 4 * right,
+        "liver voxels: {left} image-left, {right} image-right"
+    );
 }

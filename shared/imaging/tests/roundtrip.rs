@@ -60,7 +60,10 @@ fn every_dtype_reads_with_scaling_applied() {
             assert_eq!(volume.data.dim(), (3, 4, 5));
             for (got, v) in volume.data.iter().zip(values()) {
                 let want = expected(code, v) * 2.0 - 1024.0;
-                assert!((f64::from(*got) - want).abs() < 1e-3, "dtype {code}: {got} vs {want}");
+                assert!(
+                    (f64::from(*got) - want).abs() < 1e-3,
+                    "dtype {code}: {got} vs {want}"
+                );
             }
         }
     }
@@ -96,9 +99,11 @@ fn written_volumes_keep_the_source_geometry_in_every_orientation() {
             let again = read_ct(&write_f32(&read, gz).unwrap(), &ReadLimits::default()).unwrap();
             assert_eq!(again.geometry.affine(), source.geometry.affine());
             assert_eq!(again.data, read.data);
-            let labels = read.with_data(hu.mapv(|v| (v.rem_euclid(5)) as u8)).unwrap();
-            let back = read_labels(&write_labels(&labels, gz).unwrap(), &ReadLimits::default())
+            let labels = read
+                .with_data(hu.mapv(|v| (v.rem_euclid(5)) as u8))
                 .unwrap();
+            let back =
+                read_labels(&write_labels(&labels, gz).unwrap(), &ReadLimits::default()).unwrap();
             assert_eq!(back.data, labels.data);
             assert!(back.geometry.same_grid(&source.geometry));
         }

@@ -55,13 +55,19 @@ fn reflect101(i: usize, n: usize) -> usize {
 }
 
 /// The 256-entry mapping of one tile.
-fn tile_lut(gray: &Array2<u8>, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, clip: u32, scale: f32) -> [u8; 256] {
+fn tile_lut(
+    gray: &Array2<u8>,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    clip: u32,
+    scale: f32,
+) -> [u8; 256] {
     let (h, w) = gray.dim();
     let mut hist = [0u32; 256];
     for y in rows {
         let row = gray.row(if y < h { y } else { reflect101(y, h) });
-        if cols.end <= w {
-            for &p in row.slice(ndarray::s![cols.clone()]) {
+        if let (true, Some(pixels)) = (cols.end <= w, row.as_slice()) {
+            for &p in &pixels[cols.clone()] {
                 hist[usize::from(p)] += 1;
             }
         } else {
@@ -97,7 +103,7 @@ fn tile_lut(gray: &Array2<u8>, rows: std::ops::Range<usize>, cols: std::ops::Ran
     let mut sum = 0u32;
     for (i, h) in hist.iter().enumerate() {
         sum += h;
-        lut[i] = (sum as f32 * scale).round_ties_even().clamp(0.0, 255.0) as u8;
+        lut[i] = super::round_to_u8(sum as f32 * scale);
     }
     lut
 }
@@ -107,8 +113,16 @@ pub fn clahe_slice(gray: &Array2<u8>, params: &Clahe) -> Array2<u8> {
     let (h, w) = gray.dim();
     let tiles = params.tiles;
     // Padded size: the next multiple of the grid (OpenCV pads by a whole tile count).
-    let padded_h = if h % tiles == 0 { h } else { h + tiles - h % tiles };
-    let padded_w = if w % tiles == 0 { w } else { w + tiles - w % tiles };
+    let padded_h = if h % tiles == 0 {
+        h
+    } else {
+        h + tiles - h % tiles
+    };
+    let padded_w = if w % tiles == 0 {
+        w
+    } else {
+        w + tiles - w % tiles
+    };
     let (tile_h, tile_w) = (padded_h / tiles, padded_w / tiles);
     let tile_area = (tile_h * tile_w) as f32;
     let clip = if params.clip_limit > 0.0 {
@@ -132,44 +146,59 @@ pub fn clahe_slice(gray: &Array2<u8>, params: &Clahe) -> Array2<u8> {
         })
         .collect();
 
-    // Per column: the two neighbouring tiles and the weight of the right one.
+    // Columns fall into runs that share their two neighbouring tiles; within a run only
+    // the weight of the right tile changes.
     let inv_tw = 1.0f32 / tile_w as f32;
-    let columns: Vec<(usize, usize, f32)> = (0..w)
-        .map(|x| {
-            let txf = x as f32 * inv_tw - 0.5;
-            let tx1 = txf.floor();
-            let xa = txf - tx1;
-            let tx1 = tx1 as i64;
-            let left = tx1.max(0) as usize;
-            let right = ((tx1 + 1) as usize).min(tiles - 1);
-            (left, right, xa)
-        })
-        .collect();
+    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new(); // (start, end, left, right)
+    let mut weights = Vec::with_capacity(w);
+    for x in 0..w {
+        let txf = x as f32 * inv_tw - 0.5;
+        let tx1 = txf.floor();
+        weights.push(txf - tx1);
+        let tx1 = tx1 as i64;
+        let left = tx1.max(0) as usize;
+        let right = ((tx1 + 1) as usize).min(tiles - 1);
+        match runs.last_mut() {
+            Some(run) if run.2 == left && run.3 == right => run.1 = x + 1,
+            _ => runs.push((x, x + 1, left, right)),
+        }
+    }
 
     let inv_th = 1.0f32 / tile_h as f32;
+    let standard = gray.as_standard_layout();
+    let pixels = standard
+        .as_slice()
+        .expect("a standard-layout array is contiguous");
     let mut out = Array2::<u8>::zeros((h, w));
-    out.axis_iter_mut(ndarray::Axis(0))
+    let rows_per_task = 16;
+    out.axis_chunks_iter_mut(ndarray::Axis(0), rows_per_task)
         .into_par_iter()
         .enumerate()
-        .for_each(|(y, mut out_row)| {
-            let tyf = y as f32 * inv_th - 0.5;
-            let ty1 = tyf.floor();
-            let ya = tyf - ty1;
-            let ya1 = 1.0 - ya;
-            let ty1 = ty1 as i64;
-            let top = ty1.max(0) as usize;
-            let bottom = ((ty1 + 1) as usize).min(tiles - 1);
-            let src = gray.row(y);
-            for (x, (dst, &v)) in out_row.iter_mut().zip(src.iter()).enumerate() {
-                let (left, right, xa) = columns[x];
-                let xa1 = 1.0 - xa;
-                let v = usize::from(v);
-                let top_value = f32::from(luts[top * tiles + left][v]) * xa1
-                    + f32::from(luts[top * tiles + right][v]) * xa;
-                let bottom_value = f32::from(luts[bottom * tiles + left][v]) * xa1
-                    + f32::from(luts[bottom * tiles + right][v]) * xa;
-                let value = top_value * ya1 + bottom_value * ya;
-                *dst = value.round_ties_even().clamp(0.0, 255.0) as u8;
+        .for_each(|(chunk, mut out_rows)| {
+            for (offset, mut out_row) in out_rows.outer_iter_mut().enumerate() {
+                let y = chunk * rows_per_task + offset;
+                let tyf = y as f32 * inv_th - 0.5;
+                let ty1 = tyf.floor();
+                let ya = tyf - ty1;
+                let ya1 = 1.0 - ya;
+                let ty1 = ty1 as i64;
+                let top = &luts[ty1.max(0) as usize * tiles..][..tiles];
+                let bottom = &luts[((ty1 + 1) as usize).min(tiles - 1) * tiles..][..tiles];
+                let src = &pixels[y * w..(y + 1) * w];
+                let dst = out_row
+                    .as_slice_mut()
+                    .expect("rows of a new array are contiguous");
+                for &(start, end, left, right) in &runs {
+                    let (tl, tr, bl, br) = (&top[left], &top[right], &bottom[left], &bottom[right]);
+                    for x in start..end {
+                        let v = usize::from(src[x]);
+                        let xa = weights[x];
+                        let xa1 = 1.0 - xa;
+                        let upper = f32::from(tl[v]) * xa1 + f32::from(tr[v]) * xa;
+                        let lower = f32::from(bl[v]) * xa1 + f32::from(br[v]) * xa;
+                        dst[x] = super::round_to_u8(upper * ya1 + lower * ya);
+                    }
+                }
             }
         });
     out
@@ -195,22 +224,53 @@ mod tests {
 
         // A low-contrast gradient gains contrast.
         let ramp = Array2::from_shape_fn((64, 64), |(y, x)| (100 + (x + y) / 8) as u8);
-        let out = clahe_slice(&ramp, &Clahe { tiles: 4, clip_limit: 4.0 });
+        let out = clahe_slice(
+            &ramp,
+            &Clahe {
+                tiles: 4,
+                clip_limit: 4.0,
+            },
+        );
         let spread = |a: &Array2<u8>| a.iter().max().unwrap() - a.iter().min().unwrap();
-        assert!(spread(&out) > spread(&ramp), "{} vs {}", spread(&out), spread(&ramp));
+        assert!(
+            spread(&out) > spread(&ramp),
+            "{} vs {}",
+            spread(&out),
+            spread(&ramp)
+        );
     }
 
     #[test]
     fn sizes_the_grid_does_not_divide_are_handled() {
         let odd = Array2::from_shape_fn((37, 53), |(y, x)| ((x * 7 + y * 3) % 256) as u8);
-        let out = clahe_slice(&odd, &Clahe { tiles: 8, clip_limit: 2.0 });
+        let out = clahe_slice(
+            &odd,
+            &Clahe {
+                tiles: 8,
+                clip_limit: 2.0,
+            },
+        );
         assert_eq!(out.dim(), (37, 53));
     }
 
     #[test]
     fn parameters_are_checked() {
-        assert!(Clahe { tiles: 0, clip_limit: 2.0 }.validate().is_err());
-        assert!(Clahe { tiles: 8, clip_limit: f32::NAN }.validate().is_err());
+        assert!(
+            Clahe {
+                tiles: 0,
+                clip_limit: 2.0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Clahe {
+                tiles: 8,
+                clip_limit: f32::NAN
+            }
+            .validate()
+            .is_err()
+        );
         assert!(Clahe::default().validate().is_ok());
     }
 }

@@ -15,9 +15,19 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::ImagingError;
 
+/// Rounds a value in `[0, 255]` half to even and converts it, as OpenCV's
+/// `saturate_cast<uchar>` does. Adding 2^23 leaves a float with a unit of last place of
+/// 1, so the addition itself rounds (half to even, the default mode); this avoids a
+/// library call per pixel on x86-64 without SSE4.1.
+#[inline]
+pub(crate) fn round_to_u8(value: f32) -> u8 {
+    const SHIFT: f32 = 8_388_608.0;
+    ((value.clamp(0.0, 255.0) + SHIFT) - SHIFT) as u8
+}
+
 /// Default threshold of the HE variant, in windowed gray levels: see `docs/imaging.md`
 /// for the measurement behind it.
-pub const DEFAULT_HE_THRESHOLD: u8 = 10;
+pub const DEFAULT_HE_THRESHOLD: u8 = 80;
 
 /// The intensity scheme applied to each axial slice.
 #[derive(Debug, Clone, PartialEq)]

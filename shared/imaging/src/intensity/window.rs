@@ -39,7 +39,8 @@ impl HuWindow {
     pub fn gray(&self, hu: f32) -> u8 {
         let low = self.level - self.width / 2.0;
         let scaled = (hu - low) * (255.0 / self.width);
-        scaled.clamp(0.0, 255.0).round() as u8
+        // Round half up (values are non-negative here) without a library call per pixel.
+        (scaled.clamp(0.0, 255.0) + 0.5) as u8
     }
 
     /// Windows a slice.
@@ -60,6 +61,13 @@ mod tests {
         assert_eq!(w.gray(40.0), 128);
         assert_eq!(w.gray(240.0), 255);
         assert_eq!(w.gray(3000.0), 255);
-        assert!(HuWindow { level: 0.0, width: 0.0 }.validate().is_err());
+        assert!(
+            HuWindow {
+                level: 0.0,
+                width: 0.0
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

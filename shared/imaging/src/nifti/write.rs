@@ -98,7 +98,9 @@ fn encode<T>(
     encoder
         .write_all(&raw)
         .map_err(|e| ImagingError::Write(e.to_string()))?;
-    encoder.finish().map_err(|e| ImagingError::Write(e.to_string()))
+    encoder
+        .finish()
+        .map_err(|e| ImagingError::Write(e.to_string()))
 }
 
 /// A uint8 label map on its source grid.

@@ -32,12 +32,9 @@ impl Ellipsoid {
     /// Squared normalized distance: < 1 inside.
     #[inline]
     fn level(&self, p: [f32; 3]) -> f32 {
-        let mut sum = 0.0;
-        for a in 0..3 {
-            let d = (p[a] - self.center[a]) * self.inv_radii[a];
-            sum += d * d;
-        }
-        sum
+        (0..3)
+            .map(|a| ((p[a] - self.center[a]) * self.inv_radii[a]).powi(2))
+            .sum()
     }
 }
 
@@ -88,16 +85,19 @@ impl Tube {
         if (0..3).any(|k| p[k] < self.low[k] || p[k] > self.high[k]) {
             return false;
         }
-        self.points.windows(2).zip(self.radii.windows(2)).any(|(seg, r)| {
-            let (a, b) = (seg[0], seg[1]);
-            let ab = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
-            let ap = [p[0] - a[0], p[1] - a[1], p[2] - a[2]];
-            let len2 = ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2];
-            let t = ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2]) / len2).clamp(0.0, 1.0);
-            let d = [ap[0] - t * ab[0], ap[1] - t * ab[1], ap[2] - t * ab[2]];
-            let radius = r[0] + (r[1] - r[0]) * t;
-            d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < radius * radius
-        })
+        self.points
+            .windows(2)
+            .zip(self.radii.windows(2))
+            .any(|(seg, r)| {
+                let (a, b) = (seg[0], seg[1]);
+                let ab = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
+                let ap = [p[0] - a[0], p[1] - a[1], p[2] - a[2]];
+                let len2 = ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2];
+                let t = ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2]) / len2).clamp(0.0, 1.0);
+                let d = [ap[0] - t * ab[0], ap[1] - t * ab[1], ap[2] - t * ab[2]];
+                let radius = r[0] + (r[1] - r[0]) * t;
+                d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < radius * radius
+            })
     }
 }
 
@@ -144,7 +144,10 @@ impl Anatomy {
     /// (x < 0), spleen left and posterior, kidneys beside the spine, pancreas across the
     /// midline in front of the aorta, its head in the duodenal C-loop.
     pub fn random<R: Rng>(rng: &mut R, phase: Phase) -> Self {
-        let body = [rng.random_range(145.0..175.0), rng.random_range(105.0..125.0)];
+        let body = [
+            rng.random_range(145.0..175.0),
+            rng.random_range(105.0..125.0),
+        ];
         let liver_center = jitter(rng, [-65.0, -5.0, 45.0], 8.0);
         let liver = [
             Ellipsoid::new(liver_center, scaled(rng, [72.0, 80.0, 70.0], 0.88, 1.12)),
@@ -161,7 +164,10 @@ impl Anatomy {
         let kidney_z = rng.random_range(-45.0..-20.0);
         let left = jitter(rng, [68.0, 52.0, kidney_z + 10.0], 5.0);
         let right = jitter(rng, [-68.0, 52.0, kidney_z], 5.0);
-        let kidneys = [Ellipsoid::new(left, kidney_radii), Ellipsoid::new(right, kidney_radii)];
+        let kidneys = [
+            Ellipsoid::new(left, kidney_radii),
+            Ellipsoid::new(right, kidney_radii),
+        ];
         let sinus = |c: [f32; 3], side: f32| {
             Ellipsoid::new([c[0] - side * 12.0, c[1], c[2]], [9.0, 12.0, 25.0])
         };
@@ -210,7 +216,10 @@ impl Anatomy {
                 ];
                 let radius = rng.random_range(10.0..22.0);
                 let gas = rng.random_bool(0.35);
-                (Ellipsoid::new(center, [radius, radius * 0.8, radius * 1.3]), gas)
+                (
+                    Ellipsoid::new(center, [radius, radius * 0.8, radius * 1.3]),
+                    gas,
+                )
             })
             .collect();
 
@@ -219,13 +228,13 @@ impl Anatomy {
             Phase::PortalVenous => venous,
         };
         let organ_hu = [
-            enhance(58.0, 105.0),  // liver
-            enhance(33.0, 175.0),  // kidney cortex
-            enhance(30.0, 125.0),  // kidney medulla
-            enhance(47.0, 112.0),  // spleen
-            enhance(42.0, 98.0),   // pancreas
-            enhance(40.0, 160.0),  // vessels
-            enhance(38.0, 95.0),   // enhancing bowel wall and duodenum
+            enhance(58.0, 105.0), // liver
+            enhance(33.0, 175.0), // kidney cortex
+            enhance(30.0, 125.0), // kidney medulla
+            enhance(47.0, 112.0), // spleen
+            enhance(42.0, 98.0),  // pancreas
+            enhance(40.0, 160.0), // vessels
+            enhance(38.0, 95.0),  // enhancing bowel wall and duodenum
         ];
         Self {
             body,

@@ -83,7 +83,8 @@ pub fn generate_case(
     center: Center,
     grid: Option<Grid>,
 ) -> Result<PhantomCase, ImagingError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64);
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64);
     let phase = if center.phase_venous {
         Phase::PortalVenous
     } else {
@@ -111,7 +112,9 @@ pub fn generate_case(
         thickness,
     } = grid.unwrap_or(random_grid);
     if matrix == 0 || slices == 0 || !(spacing > 0.0 && thickness > 0.0) {
-        return Err(ImagingError::InvalidParameter(format!("phantom grid {grid:?}")));
+        return Err(ImagingError::InvalidParameter(format!(
+            "phantom grid {grid:?}"
+        )));
     }
     let z_bottom: f32 = rng.random_range(-125.0..-105.0);
     let yaw: f32 = rng.random_range(-8.0f32..8.0).to_radians();
@@ -149,7 +152,8 @@ pub fn generate_case(
                         rz + warp.along(2, ry),
                     ];
                     let t = anatomy.sample(body, organ);
-                    let value = (t.hu + noise.sample(&mut slice_rng)) * center.scale + center.offset;
+                    let value =
+                        (t.hu + noise.sample(&mut slice_rng)) * center.scale + center.offset;
                     hu_slice[[yi, xi]] = value.round().clamp(-1024.0, 3071.0) as i16;
                     label_slice[[yi, xi]] = t.label;
                 }
@@ -157,8 +161,11 @@ pub fn generate_case(
         });
 
     // Voxel order as files come: LPS (DICOM-like), RAS (nibabel canonical) or LAS.
-    let flips = [[false, false, false], [true, true, false], [false, true, false]]
-        [rng.random_range(0..3)];
+    let flips = [
+        [false, false, false],
+        [true, true, false],
+        [false, true, false],
+    ][rng.random_range(0..3)];
     let sizes = [matrix, matrix, slices];
     let steps = [spacing, spacing, thickness];
     // RAS direction of each canonical axis: x toward L, y toward P, z toward S.

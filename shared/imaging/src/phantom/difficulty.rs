@@ -47,7 +47,11 @@ pub fn best_interval<'a>(
             selected += all[end];
             hits += inside[end];
             let union = selected + organ_total - hits;
-            let iou = if union == 0 { 0.0 } else { hits as f64 / union as f64 };
+            let iou = if union == 0 {
+                0.0
+            } else {
+                hits as f64 / union as f64
+            };
             if iou > best.iou {
                 best = Interval {
                     low: LOW + start as i32 * BIN,
