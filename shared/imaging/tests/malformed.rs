@@ -56,10 +56,7 @@ fn empty_and_foreign_files() {
         ImagingError::NotNifti(_)
     );
     expect!(valid_i16()[..2], ImagingError::TruncatedHeader(2));
-    expect!(
-        valid_i16()[..200],
-        ImagingError::TruncatedHeader(200)
-    );
+    expect!(valid_i16()[..200], ImagingError::TruncatedHeader(200));
     expect!(
         patched(|b| set_i32(b, 0, 540)),
         ImagingError::Nifti2Unsupported
@@ -196,10 +193,7 @@ fn transforms() {
 #[test]
 fn truncation_and_corruption() {
     let full = valid_i16();
-    expect!(
-        full[..full.len() - 10],
-        ImagingError::TruncatedData { .. }
-    );
+    expect!(full[..full.len() - 10], ImagingError::TruncatedData { .. });
     // Extensions promised by vox_offset but absent.
     expect!(
         patched(|b| {
