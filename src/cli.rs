@@ -1,5 +1,6 @@
 //! The command line: `abdoseg serve …` runs services, `abdoseg health` checks them.
 
+mod dataset;
 mod health;
 mod phantom;
 mod preprocess;
@@ -21,6 +22,8 @@ pub struct Cli {
 enum Command {
     /// Serve all four services on one address, or one of them alone.
     Serve(serve::ServeArgs),
+    /// Import, prepare and inspect datasets through the preprocessing service.
+    Dataset(dataset::DatasetArgs),
     /// Ask a running server whether each service is SERVING.
     Health(health::HealthArgs),
     /// Write a synthetic abdomen dataset (AbdomenCT-1K layout) to a folder.
@@ -45,6 +48,7 @@ pub fn run() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Dataset(args) => dataset::run(args).await,
             Command::Health(args) => health::run(args).await,
             Command::Phantom(args) => phantom::run(args),
             Command::Preprocess(args) => preprocess::run(args),

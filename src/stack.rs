@@ -48,6 +48,8 @@ pub struct StackConfig {
     pub peers: PeerArgs,
     pub max_message_bytes: usize,
     pub host: HostOptions,
+    /// Cases the preprocessing service prepares at once.
+    pub preprocess_workers: usize,
 }
 
 /// Builds the registrations of the services `config.role` names. A peer that runs in
@@ -62,7 +64,14 @@ pub fn registrations(
     let storage = &config.storage;
     let mut services = Vec::new();
     if role.serves(Role::Preprocessing) {
-        services.push(PreprocessingService::new(storage.clone()).registration(max));
+        services.push(
+            PreprocessingService::new(
+                storage.clone(),
+                lifecycle.clone(),
+                config.preprocess_workers,
+            )
+            .registration(max),
+        );
     }
     if role.serves(Role::Training) {
         services.push(TrainingService::new(storage.clone(), lifecycle.clone()).registration(max));

@@ -26,6 +26,10 @@ pub struct ServeArgs {
     peers: PeerArgs,
     #[command(flatten)]
     log: LogArgs,
+    /// Cases the preprocessing service prepares at once (each also uses every core for
+    /// its slices).
+    #[arg(long, env = "ABDOSEG_PREPROCESS_WORKERS", default_value_t = 2)]
+    preprocess_workers: usize,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -47,6 +51,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             shutdown_grace: args.server.shutdown_grace(),
             shutdown_delay: args.server.shutdown_delay(),
         },
+        preprocess_workers: args.preprocess_workers,
     };
     let lifecycle = Lifecycle::new();
     let services = registrations(&config, &lifecycle, addr)?;

@@ -67,6 +67,7 @@ impl Harness {
                 peers: PeerArgs::default(),
                 max_message_bytes: options.max_message_bytes,
                 host: options.host,
+                preprocess_workers: 2,
             },
         )
         .expect("start the stack");

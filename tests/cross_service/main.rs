@@ -5,5 +5,7 @@ mod contracts;
 mod harness;
 mod health;
 mod limits;
+mod prepare;
+mod resume;
 mod shutdown;
 mod telemetry;

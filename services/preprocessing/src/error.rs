@@ -10,23 +10,40 @@ pub enum Error {
     /// The request itself is wrong; the message says how.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The prefix holds no case in any known layout.
+    #[error("no cases under {0}: expected images named Case_XXXXX_0000.nii.gz")]
+    NoCases(String),
+    /// The dataset's own description is wrong (e.g. its dataset.json).
+    #[error("{0}")]
+    InvalidDataset(String),
+    /// A volume is not usable (not NIfTI, truncated, wrong grid …).
+    #[error("{0}")]
+    InvalidVolume(#[from] abdoseg_imaging::ImagingError),
     /// The store failed or lacks an object.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// The RPC is in the contract but its capability has not shipped yet.
-    #[error("{rpc} is not available yet: {detail}")]
-    NotYetAvailable {
-        rpc: &'static str,
-        detail: &'static str,
-    },
+    /// The service is shutting down; the job resumes on the next request.
+    #[error("the service is shutting down; run the request again to resume")]
+    ShuttingDown,
+    /// A worker task failed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
             Error::InvalidArgument(message) => Status::invalid_argument(message),
+            Error::NoCases(_) => Status::not_found(error.to_string()),
+            Error::InvalidDataset(_) | Error::InvalidVolume(_) => {
+                Status::failed_precondition(error.to_string())
+            }
             Error::Storage(error) => storage_status(&error),
-            Error::NotYetAvailable { .. } => Status::unimplemented(error.to_string()),
+            Error::ShuttingDown => Status::unavailable(error.to_string()),
+            Error::Internal(message) => {
+                tracing::error!(%message, "preprocessing failed");
+                Status::internal("preprocessing failed unexpectedly; see the service log")
+            }
         }
     }
 }

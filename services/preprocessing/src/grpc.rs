@@ -2,29 +2,59 @@
 
 use std::pin::Pin;
 
-use abdoseg_protos::preprocessing::v1::{
-    GetManifestRequest, GetManifestResponse, ListDatasetsRequest, ListDatasetsResponse,
-    PrepareDatasetRequest, PrepareDatasetResponse, PreprocessVolumeRequest,
-    PreprocessVolumeResponse, UploadVolumeRequest, UploadVolumeResponse,
-    preprocessing_service_server::PreprocessingService as Contract,
+use abdoseg_dataset::{config::Scheme, manifest::Manifest, prepare::volume_shard, sha256_hex};
+use abdoseg_imaging::{
+    intensity::{Intensity, Scheme as ImagingScheme, ZScore},
+    nifti::read_ct,
+    orientation::axis_codes,
 };
-use abdoseg_storage::{Id, Key, StorageError, keys::DatasetKeys};
-use tokio_stream::Stream;
+use abdoseg_protos::{
+    common::v1::{ObjectRef, VolumeGeometry},
+    preprocessing::v1::{
+        CaseFailed, CaseFinished, DatasetLayout, DatasetReady, DatasetSummary, GetManifestRequest,
+        GetManifestResponse, ListDatasetsRequest, ListDatasetsResponse, PrepareDatasetRequest,
+        PrepareDatasetResponse, PreprocessVolumeRequest, PreprocessVolumeResponse,
+        UploadVolumeRequest, UploadVolumeResponse, prepare_dataset_response::Event as ProtoEvent,
+        preprocessing_service_server::PreprocessingService as Contract,
+    },
+};
+use abdoseg_storage::{
+    Id, Key, StorageError,
+    keys::{DatasetKeys, preprocessed_volume},
+};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{Error, PreprocessingService};
+use crate::{
+    Error, PreprocessingService, convert,
+    discover::{Layout, discover},
+    job::{self, Event, Job, PrepareRequest},
+};
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Dataset preparation ships with the preprocessing issue (#4), on top of the imaging core (#3).
-const PENDING: &str = "dataset preparation ships with the imaging core and preprocessing pipeline";
+fn key(field: &str, value: &str) -> Result<Key, Error> {
+    Key::parse(value).map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))
+}
 
-fn not_yet(rpc: &'static str) -> Status {
-    Error::NotYetAvailable {
-        rpc,
-        detail: PENDING,
+pub(crate) fn geometry_to_proto(geometry: &abdoseg_imaging::Geometry) -> VolumeGeometry {
+    VolumeGeometry {
+        shape: geometry.shape().iter().map(|&v| v as u32).collect(),
+        spacing_mm: geometry.spacing().to_vec(),
+        affine: geometry.affine().iter().flatten().copied().collect(),
+        orientation: axis_codes(&geometry.affine()),
     }
-    .into()
+}
+
+impl PreprocessingService {
+    async fn manifest(&self, id: &Id) -> Result<Manifest, Error> {
+        Ok(self
+            .storage
+            .get_json(&DatasetKeys::new(id).manifest())
+            .await?)
+    }
 }
 
 #[tonic::async_trait]
@@ -36,20 +66,154 @@ impl Contract for PreprocessingService {
         request: Request<PrepareDatasetRequest>,
     ) -> Result<Response<Self::PrepareDatasetStream>, Status> {
         let request = request.into_inner();
-        Key::parse(&request.source_prefix).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        Err(not_yet("PrepareDataset"))
+        let source_prefix = key("source_prefix", &request.source_prefix)?;
+        let layout = match DatasetLayout::try_from(request.layout) {
+            Ok(DatasetLayout::Unspecified) => None,
+            Ok(DatasetLayout::Abdomenct1k) => Some(Layout::AbdomenCt1k),
+            Ok(DatasetLayout::Nnunet) => Some(Layout::NnUnet),
+            Err(_) => {
+                return Err(
+                    Error::InvalidArgument(format!("unknown layout {}", request.layout)).into(),
+                );
+            }
+        };
+        let preprocessing = convert::preprocessing(request.preprocessing)?;
+        let split = convert::split_fractions(request.split)?;
+        let raw = discover(&self.storage, &source_prefix, layout).await?;
+        let job = Job::new(
+            PrepareRequest {
+                source_prefix,
+                preprocessing,
+                seed: request.seed,
+                split,
+            },
+            raw,
+        )?;
+        let dataset_id = job.dataset_id.to_string();
+        let total = job.raw.cases.len() as u32;
+        tracing::info!(dataset = %dataset_id, cases = total, "preparing dataset");
+
+        let (sender, receiver) = mpsc::channel::<Result<Event, Status>>(64);
+        let storage = self.storage.clone();
+        let (workers, limits, token) = (self.workers, self.limits, self.lifecycle.token());
+        // The job runs to the end even if the caller goes away; its work is kept.
+        self.lifecycle.spawn(async move {
+            let (events, mut forward) = mpsc::channel(64);
+            let relay = {
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    while let Some(event) = forward.recv().await {
+                        let _ = sender.send(Ok(event)).await;
+                    }
+                })
+            };
+            let result = job::run(storage, job, workers, limits, events, token).await;
+            let _ = relay.await;
+            if let Err(error) = result {
+                let _ = sender.send(Err(error.into())).await;
+            }
+        });
+
+        let (mut done, mut slices) = (0u32, 0u64);
+        let stream = ReceiverStream::new(receiver).map(move |event| {
+            let event = event?;
+            let event = match event {
+                Event::CaseFinished {
+                    case_id,
+                    split,
+                    slices: count,
+                    reused,
+                } => {
+                    done += 1;
+                    slices += count as u64;
+                    ProtoEvent::CaseFinished(CaseFinished {
+                        case_id,
+                        split: convert::split_to_proto(split) as i32,
+                        slice_count: count as u32,
+                        reused,
+                    })
+                }
+                Event::CaseFailed { case_id, reason } => {
+                    done += 1;
+                    ProtoEvent::CaseFailed(CaseFailed { case_id, reason })
+                }
+                Event::Ready { manifest, failed } => ProtoEvent::DatasetReady(DatasetReady {
+                    manifest: Some(ObjectRef {
+                        key: manifest.to_string(),
+                        ..ObjectRef::default()
+                    }),
+                    cases_failed: failed as u32,
+                }),
+            };
+            Ok(PrepareDatasetResponse {
+                dataset_id: dataset_id.clone(),
+                cases_done: done,
+                cases_total: total,
+                slices_written: slices,
+                event: Some(event),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn preprocess_volume(
         &self,
         request: Request<PreprocessVolumeRequest>,
     ) -> Result<Response<PreprocessVolumeResponse>, Status> {
+        let request = request.into_inner();
         let volume = request
-            .into_inner()
             .volume
             .ok_or_else(|| Error::InvalidArgument("volume is required".into()))?;
-        Key::parse(&volume.key).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        Err(not_yet("PreprocessVolume"))
+        let volume_key = key("volume", &volume.key)?;
+        let config = convert::preprocessing(request.preprocessing)?;
+        let bytes = self
+            .storage
+            .get_bounded(&volume_key, self.limits.max_bytes)
+            .await
+            .map_err(Error::from)?;
+        let limits = self.limits;
+        let digest_input = [
+            sha256_hex(&bytes).as_bytes(),
+            &serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?,
+        ]
+        .concat();
+        let id =
+            Id::parse(&format!("pv-{}", &sha256_hex(&digest_input)[..16])).map_err(Error::from)?;
+        let (shard, geometry, slices) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let ct = read_ct(&bytes, &limits)?;
+            let intensity = match config.scheme {
+                // One volume is its own dataset: statistics of its body voxels.
+                Scheme::Zscore => {
+                    let body: Vec<f32> = ct.data.iter().copied().filter(|&v| v > -500.0).collect();
+                    Intensity {
+                        window: config.window(),
+                        scheme: ImagingScheme::ZScore(ZScore::from_samples(&body)?),
+                    }
+                }
+                Scheme::None | Scheme::He { .. } | Scheme::Clahe { .. } => {
+                    config.intensity(None).map_err(Error::InvalidArgument)?
+                }
+            };
+            let shard = volume_shard(&ct, &config, &intensity)?;
+            let slices = abdoseg_imaging::slices::Canonical::of(&ct).slice_count();
+            Ok((shard, geometry_to_proto(&ct.geometry), slices))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        let written = self
+            .storage
+            .put(&preprocessed_volume(&id), Bytes::from(shard))
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(PreprocessVolumeResponse {
+            slices: Some(ObjectRef {
+                key: written.key.to_string(),
+                etag: written.etag.unwrap_or_default(),
+                size_bytes: written.size,
+            }),
+            slice_count: slices as u32,
+            geometry: Some(geometry),
+        }))
     }
 
     async fn get_manifest(
@@ -58,27 +222,67 @@ impl Contract for PreprocessingService {
     ) -> Result<Response<GetManifestResponse>, Status> {
         let id = Id::parse(&request.into_inner().dataset_id)
             .map_err(|e| Error::InvalidArgument(format!("dataset_id: {e}")))?;
-        let manifest = DatasetKeys::new(&id).manifest();
-        if !self.storage.exists(&manifest).await.map_err(Error::from)? {
-            return Err(Error::Storage(StorageError::NotFound {
-                key: manifest.to_string(),
-            })
-            .into());
-        }
-        Err(not_yet("GetManifest"))
+        let manifest = self.manifest(&id).await?;
+        Ok(Response::new(GetManifestResponse {
+            manifest: Some(convert::manifest_to_proto(&manifest)),
+        }))
     }
 
     async fn list_datasets(
         &self,
-        _request: Request<ListDatasetsRequest>,
+        request: Request<ListDatasetsRequest>,
     ) -> Result<Response<ListDatasetsResponse>, Status> {
-        Err(not_yet("ListDatasets"))
+        let request = request.into_inner();
+        let page_size = match request.page_size {
+            0 => 50,
+            n => n.min(500) as usize,
+        };
+        let ids = self
+            .storage
+            .list_children(&DatasetKeys::all())
+            .await
+            .map_err(Error::from)?;
+        let mut datasets = Vec::new();
+        let mut next_page_token = String::new();
+        for name in ids
+            .into_iter()
+            .filter(|n| n.as_str() > request.page_token.as_str())
+        {
+            let Ok(id) = Id::parse(&name) else { continue };
+            let manifest = match self.manifest(&id).await {
+                Ok(manifest) => manifest,
+                // Still being prepared: not listed yet.
+                Err(Error::Storage(StorageError::NotFound { .. })) => continue,
+                Err(other) => return Err(other.into()),
+            };
+            if datasets.len() == page_size {
+                next_page_token = datasets
+                    .last()
+                    .map(|d: &DatasetSummary| d.dataset_id.clone())
+                    .unwrap_or_default();
+                break;
+            }
+            datasets.push(DatasetSummary {
+                dataset_id: manifest.dataset_id.clone(),
+                source_prefix: manifest.source_prefix.clone(),
+                preprocessing: Some(convert::preprocessing_to_proto(&manifest.preprocessing)),
+                case_count: manifest.cases.len() as u32,
+                created_at: Some(prost_types::Timestamp {
+                    seconds: manifest.created_at as i64,
+                    nanos: 0,
+                }),
+            });
+        }
+        Ok(Response::new(ListDatasetsResponse {
+            datasets,
+            next_page_token,
+        }))
     }
 
     async fn upload_volume(
         &self,
-        _request: Request<Streaming<UploadVolumeRequest>>,
+        request: Request<Streaming<UploadVolumeRequest>>,
     ) -> Result<Response<UploadVolumeResponse>, Status> {
-        Err(not_yet("UploadVolume"))
+        Ok(Response::new(self.upload(request.into_inner()).await?))
     }
 }

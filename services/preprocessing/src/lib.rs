@@ -2,24 +2,39 @@
 //! of preprocessed axial slices with a manifest; single volumes are preprocessed for
 //! inference through the same code.
 
+mod convert;
+mod discover;
 mod error;
 mod grpc;
+mod job;
+mod upload;
 
+use abdoseg_imaging::nifti::ReadLimits;
 use abdoseg_protos::preprocessing::v1::preprocessing_service_server::PreprocessingServiceServer;
-use abdoseg_server::ServiceRegistration;
+use abdoseg_server::{Lifecycle, ServiceRegistration};
 use abdoseg_storage::Storage;
 
 pub use error::Error;
 
-/// The service's state: where datasets live.
+/// The service's state and limits.
 #[derive(Debug, Clone)]
 pub struct PreprocessingService {
     storage: Storage,
+    lifecycle: Lifecycle,
+    /// Cases prepared at once.
+    workers: usize,
+    limits: ReadLimits,
 }
 
 impl PreprocessingService {
-    pub fn new(storage: Storage) -> Self {
-        Self { storage }
+    /// `workers`: cases prepared at once (each also uses the CPU's cores for its slices).
+    pub fn new(storage: Storage, lifecycle: Lifecycle, workers: usize) -> Self {
+        Self {
+            storage,
+            lifecycle,
+            workers: workers.max(1),
+            limits: ReadLimits::default(),
+        }
     }
 
     /// The tonic server with its message limits, ready for a host.

@@ -197,6 +197,11 @@ impl DatasetKeys {
             .join("shards")
             .join(format_args!("{case}.slices"))
     }
+
+    /// A finished case's record, written right after its shard: resumption starts here.
+    pub fn case_record(&self, case: &Id) -> Key {
+        self.prefix.join("cases").join(format_args!("{case}.json"))
+    }
 }
 
 /// A training job under `jobs/{id}/`.
@@ -259,6 +264,12 @@ impl CheckpointKeys {
     pub fn state(&self) -> Key {
         self.prefix.join("state.json")
     }
+}
+
+/// The preprocessed slices of one volume (`PreprocessVolume`), content-addressed:
+/// `preprocessed/{id}.slices`.
+pub fn preprocessed_volume(id: &Id) -> Key {
+    Key::root("preprocessed").join(format_args!("{id}.slices"))
 }
 
 /// A registered model under `models/{id}/`.
@@ -378,6 +389,14 @@ mod tests {
         let ds = DatasetKeys::new(&id("d1"));
         assert_eq!(ds.manifest().as_str(), "datasets/d1/manifest.json");
         assert_eq!(ds.fingerprint().as_str(), "datasets/d1/fingerprint.json");
+        assert_eq!(
+            ds.case_record(&id("Case_00002")).as_str(),
+            "datasets/d1/cases/Case_00002.json"
+        );
+        assert_eq!(
+            preprocessed_volume(&id("p1")).as_str(),
+            "preprocessed/p1.slices"
+        );
         assert_eq!(
             ds.shard(&id("Case_00002")).as_str(),
             "datasets/d1/shards/Case_00002.slices"

@@ -150,11 +150,26 @@ pub fn read_ct(bytes: &[u8], limits: &ReadLimits) -> Result<Volume<f32>, Imaging
 
 /// Reads a label map: every voxel must be a class value 0–4, in any dtype.
 pub fn read_labels(bytes: &[u8], limits: &ReadLimits) -> Result<Volume<u8>, ImagingError> {
+    let mut identity = [None; 256];
+    for (class, slot) in identity.iter_mut().enumerate().take(crate::NUM_CLASSES) {
+        *slot = Some(class as u8);
+    }
+    read_labels_remapped(bytes, limits, &identity)
+}
+
+/// Reads a label map whose values (integers 0–255) `remap` translates into classes, e.g.
+/// an nnU-Net dataset whose `dataset.json` numbers the organs differently. A value with
+/// no translation is an error.
+pub fn read_labels_remapped(
+    bytes: &[u8],
+    limits: &ReadLimits,
+    remap: &[Option<u8>; 256],
+) -> Result<Volume<u8>, ImagingError> {
     let raw = read_raw(bytes, limits, true)?;
     const INVALID: u8 = u8::MAX;
     let values = raw.decode(|v| {
-        if v.fract() == 0.0 && (0.0..crate::NUM_CLASSES as f64).contains(&v) {
-            v as u8
+        if v.fract() == 0.0 && (0.0..256.0).contains(&v) {
+            remap[v as usize].unwrap_or(INVALID)
         } else {
             INVALID
         }

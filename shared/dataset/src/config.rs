@@ -1,0 +1,115 @@
+//! The preprocessing a dataset (and every model trained on it) records: window, scheme
+//! and slice size, so that inference reproduces training exactly.
+
+use abdoseg_imaging::intensity::{
+    Clahe, DEFAULT_HE_THRESHOLD, HuWindow, Intensity, Scheme as ImagingScheme, ZScore,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Fingerprint;
+
+/// The intensity scheme and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Scheme {
+    None,
+    He {
+        threshold: u8,
+    },
+    Clahe {
+        tiles: usize,
+        clip_limit: f32,
+    },
+    /// Statistics come from the dataset's fingerprint (training split, foreground voxels).
+    Zscore,
+}
+
+impl Scheme {
+    pub fn he_default() -> Self {
+        Self::He {
+            threshold: DEFAULT_HE_THRESHOLD,
+        }
+    }
+}
+
+/// Everything that turns a CT volume into model input slices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreprocessConfig {
+    pub window_level: f32,
+    pub window_width: f32,
+    pub scheme: Scheme,
+    /// Model input size in pixels: height (rows) and width (columns).
+    pub slice_height: usize,
+    pub slice_width: usize,
+}
+
+impl PreprocessConfig {
+    pub fn window(&self) -> HuWindow {
+        HuWindow {
+            level: self.window_level,
+            width: self.window_width,
+        }
+    }
+
+    /// Checks every parameter; the message says which one is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        self.window().validate().map_err(|e| e.to_string())?;
+        if !(8..=2048).contains(&self.slice_height) || !(8..=2048).contains(&self.slice_width) {
+            return Err(format!(
+                "slice size must be 8 to 2048 pixels per side, not {}×{}",
+                self.slice_height, self.slice_width
+            ));
+        }
+        if let Scheme::Clahe { tiles, clip_limit } = self.scheme {
+            Clahe { tiles, clip_limit }
+                .validate()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The imaging pipeline; `zscore` needs the dataset's fingerprint.
+    pub fn intensity(&self, fingerprint: Option<&Fingerprint>) -> Result<Intensity, String> {
+        let scheme = match &self.scheme {
+            Scheme::None => ImagingScheme::None,
+            Scheme::He { threshold } => ImagingScheme::He {
+                threshold: *threshold,
+            },
+            Scheme::Clahe { tiles, clip_limit } => ImagingScheme::Clahe(Clahe {
+                tiles: *tiles,
+                clip_limit: *clip_limit,
+            }),
+            Scheme::Zscore => {
+                let stats = fingerprint
+                    .and_then(|f| f.zscore)
+                    .ok_or("zscore needs the dataset's foreground statistics")?;
+                ImagingScheme::ZScore(ZScore {
+                    lower: stats[0],
+                    upper: stats[1],
+                    mean: stats[2],
+                    std: stats[3],
+                })
+            }
+        };
+        let intensity = Intensity {
+            window: self.window(),
+            scheme,
+        };
+        intensity.validate().map_err(|e| e.to_string())?;
+        Ok(intensity)
+    }
+}
+
+impl Default for PreprocessConfig {
+    /// The study's best scheme (the HE variant) at 128×128, sized for CPUs.
+    fn default() -> Self {
+        let window = HuWindow::default();
+        Self {
+            window_level: window.level,
+            window_width: window.width,
+            scheme: Scheme::he_default(),
+            slice_height: 128,
+            slice_width: 128,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Prepared datasets: what the preprocessing service writes and training reads.
+//!
+//! - [`config`]: the preprocessing recorded with every dataset and model.
+//! - [`manifest`]: the dataset's manifest, per-case records and fingerprint.
+//! - [`shard`]: the compact slice-shard format, readable one slice at a time.
+//! - [`split`]: the seeded patient-level split.
+//! - [`prepare`]: one case from NIfTI bytes to a shard — the code path inference uses too.
+
+pub mod config;
+mod digest;
+pub mod manifest;
+pub mod prepare;
+pub mod shard;
+pub mod split;
+
+pub use digest::sha256_hex;
+
+/// Version of the prepared-dataset format; part of every dataset id.
+pub const FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,181 @@
+//! One case from NIfTI bytes to a slice shard. [`model_slices`] is the one path from a CT
+//! volume to model input: dataset preparation, `PreprocessVolume` and inference all use it.
+
+use abdoseg_imaging::{
+    ImagingError, NUM_CLASSES, Volume,
+    intensity::{Intensity, Slice},
+    labels::class_counts,
+    nifti::{ReadLimits, read_ct, read_labels_remapped},
+    orientation::axis_codes,
+    resize::{resize_bilinear, resize_nearest},
+    slices::Canonical,
+};
+use ndarray::Array2;
+use rayon::prelude::*;
+
+use crate::{
+    config::PreprocessConfig,
+    manifest::{HuHistograms, SparseHistogram},
+    shard::{PixelKind, ShardWriter},
+};
+
+/// A preprocessed axial slice at model resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSlice {
+    Gray(Array2<u8>),
+    Float(Array2<f32>),
+}
+
+impl ModelSlice {
+    /// Model input values: gray / 255, or the floats as they are.
+    pub fn to_input(&self) -> Array2<f32> {
+        match self {
+            ModelSlice::Gray(g) => g.mapv(|v| f32::from(v) / 255.0),
+            ModelSlice::Float(f) => f.clone(),
+        }
+    }
+}
+
+/// Every axial slice of a canonical CT, preprocessed and resized to the model's input.
+pub fn model_slices(
+    ct: &Canonical<f32>,
+    config: &PreprocessConfig,
+    intensity: &Intensity,
+) -> Result<Vec<ModelSlice>, ImagingError> {
+    let size = (config.slice_height, config.slice_width);
+    (0..ct.slice_count())
+        .into_par_iter()
+        .map(|z| match intensity.apply(ct.axial(z)) {
+            Slice::Gray(gray) => {
+                let resized = resize_bilinear(gray.mapv(f32::from).view(), size)?;
+                Ok(ModelSlice::Gray(
+                    resized.mapv(|v| (v.clamp(0.0, 255.0) + 0.5) as u8),
+                ))
+            }
+            Slice::Float(values) => Ok(ModelSlice::Float(resize_bilinear(values.view(), size)?)),
+        })
+        .collect()
+}
+
+/// The identity translation of AbdomenCT-1K label values.
+pub fn identity_remap() -> [Option<u8>; 256] {
+    let mut remap = [None; 256];
+    for (class, slot) in remap.iter_mut().enumerate().take(NUM_CLASSES) {
+        *slot = Some(class as u8);
+    }
+    remap
+}
+
+/// A prepared case.
+#[derive(Debug, Clone)]
+pub struct PreparedCase {
+    pub shard: Vec<u8>,
+    /// Class voxel counts per slice at model resolution.
+    pub slices: Vec<[u64; NUM_CLASSES]>,
+    pub shape: [usize; 3],
+    pub spacing: [f32; 3],
+    pub orientation: String,
+    pub hu_histograms: Vec<SparseHistogram>,
+}
+
+fn read_case(
+    image: &[u8],
+    label: &[u8],
+    remap: &[Option<u8>; 256],
+    limits: &ReadLimits,
+) -> Result<(Volume<f32>, Volume<u8>), ImagingError> {
+    let ct = read_ct(image, limits)?;
+    let labels = read_labels_remapped(label, limits, remap)?;
+    if !ct.geometry.same_grid(&labels.geometry) {
+        return Err(ImagingError::GridMismatch {
+            image: ct.geometry.describe(),
+            label: labels.geometry.describe(),
+        });
+    }
+    Ok((ct, labels))
+}
+
+fn histograms(ct: &Volume<f32>, labels: &Volume<u8>) -> Vec<SparseHistogram> {
+    let mut h = HuHistograms::new();
+    for (&hu, &class) in ct.data.iter().zip(labels.data.iter()) {
+        h.add(hu, class);
+    }
+    h.to_sparse()
+}
+
+/// Reads a case only for its HU histograms (the fingerprint `zscore` needs first).
+pub fn case_histograms(
+    image: &[u8],
+    label: &[u8],
+    remap: &[Option<u8>; 256],
+    limits: &ReadLimits,
+) -> Result<Vec<SparseHistogram>, ImagingError> {
+    let (ct, labels) = read_case(image, label, remap, limits)?;
+    Ok(histograms(&ct, &labels))
+}
+
+/// Validates, preprocesses and shards one case.
+pub fn prepare_case(
+    image: &[u8],
+    label: &[u8],
+    remap: &[Option<u8>; 256],
+    config: &PreprocessConfig,
+    intensity: &Intensity,
+    limits: &ReadLimits,
+) -> Result<PreparedCase, ImagingError> {
+    let (ct, labels) = read_case(image, label, remap, limits)?;
+    let hu_histograms = histograms(&ct, &labels);
+    let canonical_ct = Canonical::of(&ct);
+    let canonical_labels = Canonical::of(&labels);
+    let size = (config.slice_height, config.slice_width);
+    let images = model_slices(&canonical_ct, config, intensity)?;
+    let label_slices: Vec<Array2<u8>> = (0..canonical_labels.slice_count())
+        .into_par_iter()
+        .map(|z| resize_nearest(canonical_labels.axial(z), size))
+        .collect::<Result<_, _>>()?;
+    let kind = match images.first() {
+        Some(ModelSlice::Float(_)) => PixelKind::Float,
+        Some(ModelSlice::Gray(_)) | None => PixelKind::Gray,
+    };
+    let mut writer = ShardWriter::new(images.len(), size.0, size.1, kind);
+    let mut counts = Vec::with_capacity(images.len());
+    for (image, labels) in images.iter().zip(&label_slices) {
+        match image {
+            ModelSlice::Gray(g) => writer.push_gray(g, labels),
+            ModelSlice::Float(f) => writer.push_float(f, labels),
+        }
+        counts.push(class_counts(labels.iter()));
+    }
+    Ok(PreparedCase {
+        shard: writer.finish().map_err(ImagingError::Write)?,
+        slices: counts,
+        shape: ct.geometry.shape(),
+        spacing: ct.geometry.spacing(),
+        orientation: axis_codes(&ct.geometry.affine()),
+        hu_histograms,
+    })
+}
+
+/// Preprocessed slices of one CT volume as a shard with empty labels
+/// (`PreprocessVolume`), through [`model_slices`].
+pub fn volume_shard(
+    ct: &Volume<f32>,
+    config: &PreprocessConfig,
+    intensity: &Intensity,
+) -> Result<Vec<u8>, ImagingError> {
+    let canonical = Canonical::of(ct);
+    let images = model_slices(&canonical, config, intensity)?;
+    let kind = match images.first() {
+        Some(ModelSlice::Float(_)) => PixelKind::Float,
+        Some(ModelSlice::Gray(_)) | None => PixelKind::Gray,
+    };
+    let empty = Array2::<u8>::zeros((config.slice_height, config.slice_width));
+    let mut writer = ShardWriter::new(images.len(), config.slice_height, config.slice_width, kind);
+    for image in &images {
+        match image {
+            ModelSlice::Gray(g) => writer.push_gray(g, &empty),
+            ModelSlice::Float(f) => writer.push_float(f, &empty),
+        }
+    }
+    writer.finish().map_err(ImagingError::Write)
+}
