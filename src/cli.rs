@@ -50,7 +50,7 @@ pub fn run() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Dataset(args) => dataset::run(args).await,
             Command::Health(args) => health::run(args).await,
-            Command::Phantom(args) => phantom::run(args),
+            Command::Phantom(args) => phantom::run(args).await,
             Command::Preprocess(args) => preprocess::run(args),
         }
     });

@@ -11,7 +11,9 @@ use abdoseg_imaging::{
         generate_case,
     },
 };
+use abdoseg_storage::{Id, Storage, StoreConfig, keys::RawDatasetKeys};
 use anyhow::Context;
+use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, clap::Args)]
@@ -26,8 +28,14 @@ pub struct PhantomArgs {
     #[arg(long, default_value_t = 3)]
     centers: usize,
     /// Output folder; `images/` and `labels/` are created in it.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "store")]
+    out: Option<PathBuf>,
+    /// Also (or instead) write into an object store (`file://`, `s3://`), as `raw/DATASET`.
+    #[arg(long, requires = "dataset")]
+    store: Option<String>,
+    /// Name of the raw dataset in the store.
+    #[arg(long, requires = "store")]
+    dataset: Option<String>,
     /// Fix the grid instead of drawing one per case: pixels per side of a slice
     /// (with --slices, --spacing and --thickness), e.g. 512 for benchmark volumes.
     #[arg(long, requires_all = ["slices", "spacing", "thickness"])]
@@ -42,14 +50,22 @@ pub struct PhantomArgs {
     thickness: Option<f32>,
 }
 
-pub fn run(args: PhantomArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: PhantomArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.cases >= 1, "--cases must be at least 1");
     anyhow::ensure!(args.centers >= 1, "--centers must be at least 1");
-    let images = args.out.join("images");
-    let labels = args.out.join("labels");
-    for dir in [&images, &labels] {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(out) = &args.out {
+        for dir in [out.join("images"), out.join("labels")] {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
     }
+    let store = match (&args.store, &args.dataset) {
+        (Some(url), Some(name)) => {
+            let storage = Storage::open(&StoreConfig::new(url.parse()?))?;
+            Some((storage, RawDatasetKeys::imported(&Id::parse(name)?)))
+        }
+        _ => None,
+    };
     let bar = ProgressBar::new(args.cases as u64).with_style(
         ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} cases, {elapsed}")
             .expect("valid template")
@@ -69,10 +85,23 @@ pub fn run(args: PhantomArgs) -> anyhow::Result<ExitCode> {
         });
         let case = generate_case(args.seed, index, center, grid)?;
         let (image_name, label_name) = case_file_names(index);
-        std::fs::write(images.join(&image_name), write_i16(&case.image, true)?)
-            .with_context(|| format!("cannot write {image_name}"))?;
-        std::fs::write(labels.join(&label_name), write_labels(&case.labels, true)?)
-            .with_context(|| format!("cannot write {label_name}"))?;
+        let image = write_i16(&case.image, true)?;
+        let labels = write_labels(&case.labels, true)?;
+        if let Some(out) = &args.out {
+            std::fs::write(out.join("images").join(&image_name), &image)
+                .with_context(|| format!("cannot write {image_name}"))?;
+            std::fs::write(out.join("labels").join(&label_name), &labels)
+                .with_context(|| format!("cannot write {label_name}"))?;
+        }
+        if let Some((storage, keys)) = &store {
+            let case_id = Id::parse(&format!("Case_{index:05}"))?;
+            storage
+                .put(&keys.image(&case_id), Bytes::from(image))
+                .await?;
+            storage
+                .put(&keys.label(&case_id), Bytes::from(labels))
+                .await?;
+        }
         let stats = hu_statistics(case.image.data.iter(), case.labels.data.iter());
         for (total, (n, mean, std)) in sums.iter_mut().zip(stats) {
             let n_f = n as f64;
@@ -87,7 +116,14 @@ pub fn run(args: PhantomArgs) -> anyhow::Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish();
-    println!("wrote {} cases to {}", args.cases, args.out.display());
+    let mut places = Vec::new();
+    if let Some(out) = &args.out {
+        places.push(out.display().to_string());
+    }
+    if let (Some(url), Some(name)) = (&args.store, &args.dataset) {
+        places.push(format!("{url} as raw/{name}"));
+    }
+    println!("wrote {} cases to {}", args.cases, places.join(" and "));
     println!(
         "{:<11} {:>12} {:>9} {:>8} {:>14}",
         "class", "voxels", "mean HU", "std HU", "threshold IoU"

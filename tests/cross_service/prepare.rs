@@ -328,3 +328,120 @@ async fn bad_cases_are_reported_and_the_good_ones_complete() {
     );
     harness.stack.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nnunet_layouts_are_translated_by_label_name() {
+    let harness = Harness::start().await;
+    let storage = &harness.storage;
+    // nnU-Net numbering: spleen 1, liver 2, kidney_left 3, kidney_right 4, pancreas 5.
+    let to_nnunet = [0u8, 2, 3, 1, 5];
+    for index in 1..=3 {
+        let mut case = generate_case(4, index, Center::new(4, index % 3), None).unwrap();
+        case.labels.data.mapv_inplace(|v| to_nnunet[usize::from(v)]);
+        let (image, label) = case_file_names(index);
+        storage
+            .put(
+                &Key::parse(&format!("raw/nn/imagesTr/{image}")).unwrap(),
+                Bytes::from(write_i16(&case.image, true).unwrap()),
+            )
+            .await
+            .unwrap();
+        storage
+            .put(
+                &Key::parse(&format!("raw/nn/labelsTr/{label}")).unwrap(),
+                Bytes::from(write_labels(&case.labels, true).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+    let dataset_json = serde_json::json!({
+        "labels": {"background": 0, "spleen": 1, "liver": 2, "kidney_left": 3, "kidney_right": 4, "pancreas": 5},
+        "file_ending": ".nii.gz"
+    });
+    storage
+        .put_json(&Key::parse("raw/nn/dataset.json").unwrap(), &dataset_json)
+        .await
+        .unwrap();
+
+    let mut client = PreprocessingServiceClient::new(harness.channel.clone());
+    let events = prepare(&mut client, request("raw/nn", 32)).await.unwrap();
+    let id = events.last().unwrap().dataset_id.clone();
+    let keys = DatasetKeys::new(&abdoseg_storage::Id::parse(&id).unwrap());
+    let manifest: Manifest = storage.get_json(&keys.manifest()).await.unwrap();
+    assert_eq!(manifest.layout, "nnunet");
+    assert_eq!(manifest.cases.len(), 3);
+    check_manifest(storage, &manifest).await;
+    // Every AbdomenCT-1K class is present after translation, the liver the largest organ.
+    let totals = manifest
+        .cases
+        .iter()
+        .flat_map(|c| &c.slices)
+        .fold([0u64; 5], |mut t, s| {
+            for (a, b) in t.iter_mut().zip(s) {
+                *a += b;
+            }
+            t
+        });
+    assert!(totals[1..].iter().all(|&v| v > 0), "{totals:?}");
+    assert!(
+        totals[1] > totals[2] && totals[1] > totals[3] && totals[1] > totals[4],
+        "{totals:?}"
+    );
+    harness.stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preprocess_volume_uses_the_inference_path() {
+    use abdoseg_protos::{common::v1::ObjectRef, preprocessing::v1::PreprocessVolumeRequest};
+    let harness = Harness::start().await;
+    let data = std::fs::read(real_case_dir().join("images/Case_00001_0000.nii.gz")).unwrap();
+    harness
+        .storage
+        .put(
+            &Key::parse("volumes/real.nii.gz").unwrap(),
+            Bytes::from(data),
+        )
+        .await
+        .unwrap();
+    let mut client = PreprocessingServiceClient::new(harness.channel.clone());
+    let response = client
+        .preprocess_volume(PreprocessVolumeRequest {
+            volume: Some(ObjectRef {
+                key: "volumes/real.nii.gz".into(),
+                ..ObjectRef::default()
+            }),
+            preprocessing: request("unused", 64).preprocessing,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.slice_count, 112);
+    assert_eq!(response.geometry.unwrap().orientation, "RAS");
+    let shard = harness
+        .storage
+        .get(&Key::parse(&response.slices.unwrap().key).unwrap())
+        .await
+        .unwrap();
+    let slices = decode_all(&shard).unwrap();
+    assert_eq!(slices.len(), 112);
+    assert_eq!(slices[0].0.dim(), (64, 64));
+    // HE output spreads over the whole range somewhere in the body.
+    assert!(
+        slices
+            .iter()
+            .any(|(image, _)| image.iter().any(|&v| v > 0.99))
+    );
+
+    let missing = client
+        .preprocess_volume(PreprocessVolumeRequest {
+            volume: Some(ObjectRef {
+                key: "volumes/none.nii.gz".into(),
+                ..ObjectRef::default()
+            }),
+            preprocessing: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    harness.stack.stop().await.unwrap();
+}
