@@ -1,6 +1,10 @@
 //! The services' edges: requests are validated, each cause maps to its own status, and
 //! the services read the one store they share (memory and a real S3 endpoint).
 
+use abdoseg_dataset::{
+    config::PreprocessConfig,
+    manifest::{Fingerprint, Manifest, SplitFractions},
+};
 use abdoseg_protos::{
     common::v1::ObjectRef,
     inference::v1::{
@@ -33,15 +37,44 @@ async fn manifest_lookup_reads_the_shared_store(harness: &Harness) {
     let err = client.get_manifest(ask("missing")).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
 
-    // Once the store holds the dataset's manifest, the lookup gets past NOT_FOUND.
+    // A manifest put into the store by anyone is what the service answers with.
     let keys = DatasetKeys::new(&Id::parse("present").unwrap());
+    let manifest = Manifest {
+        dataset_id: "present".into(),
+        format_version: 1,
+        abdoseg_version: "test".into(),
+        source_prefix: "raw/x".into(),
+        layout: "abdomenct1k".into(),
+        preprocessing: PreprocessConfig::default(),
+        seed: 3,
+        split: SplitFractions::default(),
+        cases: Vec::new(),
+        failed: Vec::new(),
+        fingerprint: Fingerprint::default(),
+        created_at: 0,
+    };
     harness
         .storage
-        .put(&keys.manifest(), Bytes::from_static(b"{}"))
+        .put_json(&keys.manifest(), &manifest)
         .await
         .unwrap();
-    let err = client.get_manifest(ask("present")).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
+    let served = client
+        .get_manifest(ask("present"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(served.manifest.unwrap().seed, 3);
+
+    // A corrupt object is an internal error whose message names no key.
+    let broken = DatasetKeys::new(&Id::parse("broken").unwrap());
+    harness
+        .storage
+        .put(&broken.manifest(), Bytes::from_static(b"{not json"))
+        .await
+        .unwrap();
+    let err = client.get_manifest(ask("broken")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert!(!err.message().contains("datasets/"), "{}", err.message());
 }
 
 #[tokio::test]
