@@ -6,6 +6,7 @@
 //! Pure burn: no gRPC, no async runtime.
 
 pub mod device;
+pub mod train;
 mod unet;
 
 pub use unet::{Architecture, UNet, UNetConfig};
