@@ -84,3 +84,28 @@ impl Harness {
         }
     }
 }
+
+/// Starts the real `abdoseg` binary with `args` (plus `--listen 127.0.0.1:0`) and `envs`;
+/// returns the child and its URL, read from the line it prints once it listens.
+pub fn spawn_binary(args: &[&str], envs: &[(&str, String)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_abdoseg"))
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start abdoseg");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (child, format!("http://{addr}"))
+}

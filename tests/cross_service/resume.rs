@@ -1,10 +1,7 @@
 //! kill -9 of the preprocessing service mid-job, a restart and the same request again:
 //! the job completes, finished cases are reused, no shard is duplicated or corrupt.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
+use std::process::Child;
 
 use abdoseg_dataset::manifest::Manifest;
 use abdoseg_protos::preprocessing::v1::{
@@ -13,29 +10,23 @@ use abdoseg_protos::preprocessing::v1::{
 use abdoseg_storage::{Id, Storage, StoreConfig, keys::DatasetKeys};
 use tonic::transport::Channel;
 
-use crate::prepare::{check_manifest, prepare, put_phantoms, request};
+use crate::{
+    harness::spawn_binary,
+    prepare::{check_manifest, prepare, put_phantoms, request},
+};
 
 fn start(store: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_abdoseg"))
-        .args([
+    spawn_binary(
+        &[
             "serve",
             "preprocessing",
-            "--listen",
-            "127.0.0.1:0",
             "--store",
             store,
-        ])
-        .args(["--preprocess-workers", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
-    (child, format!("http://{addr}"))
+            "--preprocess-workers",
+            "1",
+        ],
+        &[],
+    )
 }
 
 async fn client(url: &str) -> PreprocessingServiceClient<Channel> {

@@ -1,11 +1,7 @@
 //! Traces leave the process over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and a
 //! caller's W3C trace context becomes the parent of the server's span.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
@@ -18,6 +14,8 @@ use tokio::{net::TcpListener, sync::mpsc};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::harness::spawn_binary;
 
 /// A real OTLP/gRPC trace collector that hands every export to the test.
 struct Collector(mpsc::UnboundedSender<ExportTraceServiceRequest>);
@@ -46,31 +44,17 @@ async fn spans_are_exported_over_otlp_with_the_callers_trace() {
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_abdoseg"))
-        .args([
-            "serve",
-            "all",
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            "memory://",
-        ])
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://{collector_addr}"),
-        )
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
-
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+    let (mut server, url) = spawn_binary(
+        &["serve", "all", "--store", "memory://"],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://{collector_addr}"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        ],
+    );
+    let channel = tonic::transport::Channel::from_shared(url)
         .unwrap()
         .connect()
         .await

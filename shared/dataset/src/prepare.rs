@@ -19,22 +19,9 @@ use crate::{
     shard::{PixelKind, ShardWriter},
 };
 
-/// A preprocessed axial slice at model resolution.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModelSlice {
-    Gray(Array2<u8>),
-    Float(Array2<f32>),
-}
-
-impl ModelSlice {
-    /// Model input values: gray / 255, or the floats as they are.
-    pub fn to_input(&self) -> Array2<f32> {
-        match self {
-            ModelSlice::Gray(g) => g.mapv(|v| f32::from(v) / 255.0),
-            ModelSlice::Float(f) => f.clone(),
-        }
-    }
-}
+/// A preprocessed axial slice at model resolution: gray levels for the study's schemes,
+/// floats for `zscore` (model input via [`Slice::to_model_input`]).
+pub type ModelSlice = Slice;
 
 /// Every axial slice of a canonical CT, preprocessed and resized to the model's input.
 pub fn model_slices(
@@ -52,7 +39,7 @@ pub fn model_slices(
                     resized.mapv(|v| (v.clamp(0.0, 255.0) + 0.5) as u8),
                 ))
             }
-            Slice::Float(values) => Ok(ModelSlice::Float(resize_bilinear(values.view(), size)?)),
+            Slice::Float(values) => Ok(Slice::Float(resize_bilinear(values.view(), size)?)),
         })
         .collect()
 }
@@ -133,21 +120,12 @@ pub fn prepare_case(
         .into_par_iter()
         .map(|z| resize_nearest(canonical_labels.axial(z), size))
         .collect::<Result<_, _>>()?;
-    let kind = match images.first() {
-        Some(ModelSlice::Float(_)) => PixelKind::Float,
-        Some(ModelSlice::Gray(_)) | None => PixelKind::Gray,
-    };
-    let mut writer = ShardWriter::new(images.len(), size.0, size.1, kind);
-    let mut counts = Vec::with_capacity(images.len());
-    for (image, labels) in images.iter().zip(&label_slices) {
-        match image {
-            ModelSlice::Gray(g) => writer.push_gray(g, labels),
-            ModelSlice::Float(f) => writer.push_float(f, labels),
-        }
-        counts.push(class_counts(labels.iter()));
-    }
+    let counts = label_slices
+        .iter()
+        .map(|l| class_counts(l.iter()))
+        .collect();
     Ok(PreparedCase {
-        shard: writer.finish().map_err(ImagingError::Write)?,
+        shard: write_shard(&images, &label_slices, size)?,
         slices: counts,
         shape: ct.geometry.shape(),
         spacing: ct.geometry.spacing(),
@@ -165,16 +143,26 @@ pub fn volume_shard(
 ) -> Result<Vec<u8>, ImagingError> {
     let canonical = Canonical::of(ct);
     let images = model_slices(&canonical, config, intensity)?;
+    let size = (config.slice_height, config.slice_width);
+    let empty = vec![Array2::<u8>::zeros(size); images.len()];
+    write_shard(&images, &empty, size)
+}
+
+/// One shard from model slices and their labels (same count, same size).
+fn write_shard(
+    images: &[ModelSlice],
+    labels: &[Array2<u8>],
+    size: (usize, usize),
+) -> Result<Vec<u8>, ImagingError> {
     let kind = match images.first() {
         Some(ModelSlice::Float(_)) => PixelKind::Float,
         Some(ModelSlice::Gray(_)) | None => PixelKind::Gray,
     };
-    let empty = Array2::<u8>::zeros((config.slice_height, config.slice_width));
-    let mut writer = ShardWriter::new(images.len(), config.slice_height, config.slice_width, kind);
-    for image in &images {
+    let mut writer = ShardWriter::new(images.len(), size.0, size.1, kind);
+    for (image, labels) in images.iter().zip(labels) {
         match image {
-            ModelSlice::Gray(g) => writer.push_gray(g, &empty),
-            ModelSlice::Float(f) => writer.push_float(f, &empty),
+            ModelSlice::Gray(g) => writer.push_gray(g, labels),
+            ModelSlice::Float(f) => writer.push_float(f, labels),
         }
     }
     writer.finish().map_err(ImagingError::Write)
