@@ -10,7 +10,7 @@ mod sampler;
 use std::time::Instant;
 
 pub use augment::Augmentation;
-pub use loss::LossKind;
+pub use loss::{LossKind, loss};
 pub use metrics::Overlap;
 pub use sampler::Sampler;
 
