@@ -143,13 +143,13 @@ pub fn evaluate<B: Backend>(
             .flat_map(|s| s.labels.iter().copied())
             .collect();
         let logits = model.logits(images);
-        let loss = loss::loss(
+        let batch_loss = loss(
             config.loss,
             logits.clone(),
             labels,
             class_weights(config, device),
         );
-        total += f64::from(loss.into_scalar().elem::<f32>());
+        total += f64::from(batch_loss.into_scalar().elem::<f32>());
         batches += 1;
         overlap.add(&predicted_labels(logits), &truth);
     }
@@ -229,10 +229,10 @@ pub fn train<B: AutodiffBackend>(
             let (images, labels) = batch_tensors::<B>(&slices, device);
             let logits = model.logits(images);
             train_overlap.add(&predicted_labels(logits.clone()), &truth);
-            let loss = loss::loss(config.loss, logits, labels, weights.clone());
-            let value = f64::from(loss.clone().into_scalar().elem::<f32>());
+            let batch_loss = loss(config.loss, logits, labels, weights.clone());
+            let value = f64::from(batch_loss.clone().into_scalar().elem::<f32>());
             train_loss += value;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let grads = GradientsParams::from_grads(batch_loss.backward(), &model);
             model = optimizer.step(config.learning_rate, model, grads);
             on_batch(epoch, index + 1, batches.len(), value);
         }
