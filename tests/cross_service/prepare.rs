@@ -445,3 +445,44 @@ async fn preprocess_volume_uses_the_inference_path() {
     assert_eq!(missing.code(), Code::NotFound);
     harness.stack.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zscore_takes_its_statistics_from_the_training_split() {
+    let harness = Harness::start().await;
+    put_phantoms(&harness.storage, "z", 5, 13).await;
+    let mut client = PreprocessingServiceClient::new(harness.channel.clone());
+    let mut zscore = request("raw/z", 32);
+    zscore.preprocessing.as_mut().unwrap().scheme = IntensityScheme::Zscore as i32;
+    let events = prepare(&mut client, zscore).await.unwrap();
+    assert!(matches!(
+        events.last().unwrap().event,
+        Some(Event::DatasetReady(_))
+    ));
+    let id = abdoseg_storage::Id::parse(&events.last().unwrap().dataset_id).unwrap();
+    let manifest: Manifest = harness
+        .storage
+        .get_json(&DatasetKeys::new(&id).manifest())
+        .await
+        .unwrap();
+    let [lower, upper, mean, std] = manifest.fingerprint.zscore.expect("zscore statistics");
+    // Foreground organs sit between fat and bone.
+    assert!(
+        lower < mean && mean < upper && std > 0.0,
+        "{lower} {upper} {mean} {std}"
+    );
+    assert!((0.0..300.0).contains(&mean), "{mean}");
+    check_manifest(&harness.storage, &manifest).await;
+    // Float shards: normalized values, negative for fat and air.
+    let shard = harness
+        .storage
+        .get(&Key::parse(&manifest.cases[0].shard_key).unwrap())
+        .await
+        .unwrap();
+    let slices = decode_all(&shard).unwrap();
+    assert!(
+        slices
+            .iter()
+            .any(|(image, _)| image.iter().any(|&v| v < -1.0))
+    );
+    harness.stack.stop().await.unwrap();
+}

@@ -93,30 +93,20 @@ impl Contract for PreprocessingService {
         let total = job.raw.cases.len() as u32;
         tracing::info!(dataset = %dataset_id, cases = total, "preparing dataset");
 
-        let (sender, receiver) = mpsc::channel::<Result<Event, Status>>(64);
+        let (sender, receiver) = mpsc::channel::<Result<Event, Error>>(64);
         let storage = self.storage.clone();
         let (workers, limits, token) = (self.workers, self.limits, self.lifecycle.token());
         // The job runs to the end even if the caller goes away; its work is kept.
         self.lifecycle.spawn(async move {
-            let (events, mut forward) = mpsc::channel(64);
-            let relay = {
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    while let Some(event) = forward.recv().await {
-                        let _ = sender.send(Ok(event)).await;
-                    }
-                })
-            };
-            let result = job::run(storage, job, workers, limits, events, token).await;
-            let _ = relay.await;
+            let result = job::run(storage, job, workers, limits, sender.clone(), token).await;
             if let Err(error) = result {
-                let _ = sender.send(Err(error.into())).await;
+                let _ = sender.send(Err(error)).await;
             }
         });
 
         let (mut done, mut slices) = (0u32, 0u64);
         let stream = ReceiverStream::new(receiver).map(move |event| {
-            let event = event?;
+            let event = event.map_err(Status::from)?;
             let event = match event {
                 Event::CaseFinished {
                     case_id,
@@ -182,14 +172,10 @@ impl Contract for PreprocessingService {
         let (shard, geometry, slices) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let ct = read_ct(&bytes, &limits)?;
             let intensity = match config.scheme {
-                // One volume is its own dataset: statistics of its body voxels.
-                Scheme::Zscore => {
-                    let body: Vec<f32> = ct.data.iter().copied().filter(|&v| v > -500.0).collect();
-                    Intensity {
-                        window: config.window(),
-                        scheme: ImagingScheme::ZScore(ZScore::from_samples(&body)?),
-                    }
-                }
+                Scheme::Zscore => Intensity {
+                    window: config.window(),
+                    scheme: ImagingScheme::ZScore(ZScore::of_body(ct.data.iter())?),
+                },
                 Scheme::None | Scheme::He { .. } | Scheme::Clahe { .. } => {
                     config.intensity(None).map_err(Error::InvalidArgument)?
                 }

@@ -6,7 +6,10 @@ use std::{sync::Arc, time::SystemTime};
 use abdoseg_dataset::{
     FORMAT_VERSION,
     config::{PreprocessConfig, Scheme},
-    manifest::{CaseRecord, FailedCase, Manifest, Split, SplitFractions, fingerprint},
+    manifest::{
+        CaseRecord, FailedCase, Fingerprint, HuHistograms, Manifest, SparseHistogram, Split,
+        SplitFractions, fingerprint,
+    },
     prepare::{case_histograms, prepare_case},
     sha256_hex, split,
 };
@@ -110,7 +113,7 @@ pub async fn run(
     job: Job,
     workers: usize,
     limits: ReadLimits,
-    events: mpsc::Sender<Event>,
+    events: mpsc::Sender<Result<Event, Error>>,
     cancel: CancellationToken,
 ) -> Result<Manifest, Error> {
     let keys = DatasetKeys::new(&job.dataset_id);
@@ -119,27 +122,27 @@ pub async fn run(
         let manifest: Manifest = storage.get_json(&keys.manifest()).await?;
         for case in &manifest.cases {
             let _ = events
-                .send(Event::CaseFinished {
+                .send(Ok(Event::CaseFinished {
                     case_id: case.case_id.clone(),
                     split: case.split,
                     slices: case.slices.len(),
                     reused: true,
-                })
+                }))
                 .await;
         }
         for failed in &manifest.failed {
             let _ = events
-                .send(Event::CaseFailed {
+                .send(Ok(Event::CaseFailed {
                     case_id: failed.case_id.clone(),
                     reason: failed.reason.clone(),
-                })
+                }))
                 .await;
         }
         let _ = events
-            .send(Event::Ready {
+            .send(Ok(Event::Ready {
                 manifest: keys.manifest(),
                 failed: manifest.failed.len(),
-            })
+            }))
             .await;
         return Ok(manifest);
     }
@@ -190,22 +193,22 @@ pub async fn run(
         match outcome? {
             Ok((record, reused)) => {
                 let _ = events
-                    .send(Event::CaseFinished {
+                    .send(Ok(Event::CaseFinished {
                         case_id: record.case_id.clone(),
                         split: record.split,
                         slices: record.slices.len(),
                         reused,
-                    })
+                    }))
                     .await;
                 records.push(record);
             }
             Err(case_failure) => {
                 tracing::warn!(case = %case_failure.case_id, reason = %case_failure.reason, "case skipped");
                 let _ = events
-                    .send(Event::CaseFailed {
+                    .send(Ok(Event::CaseFailed {
                         case_id: case_failure.case_id.clone(),
                         reason: case_failure.reason.clone(),
-                    })
+                    }))
                     .await;
                 failed.push(case_failure);
             }
@@ -247,10 +250,10 @@ pub async fn run(
     }
     let manifest: Manifest = storage.get_json(&keys.manifest()).await?;
     let _ = events
-        .send(Event::Ready {
+        .send(Ok(Event::Ready {
             manifest: keys.manifest(),
             failed: manifest.failed.len(),
-        })
+        }))
         .await;
     Ok(manifest)
 }
@@ -364,7 +367,7 @@ async fn zscore_fingerprint(
     shared: &Arc<Shared>,
     job: &Job,
     workers: usize,
-) -> Result<abdoseg_dataset::manifest::Fingerprint, Error> {
+) -> Result<Fingerprint, Error> {
     let train: Vec<CaseSource> = job
         .raw
         .cases
@@ -373,44 +376,36 @@ async fn zscore_fingerprint(
         .filter(|(_, split)| **split == Split::Train)
         .map(|(case, _)| case.clone())
         .collect();
-    let records: Vec<CaseRecord> = stream::iter(train)
+    let per_case: Vec<Vec<SparseHistogram>> = stream::iter(train)
         .map(|case| {
             let shared = Arc::clone(shared);
             async move {
+                // Unreadable cases are reported by the preparation pass itself.
                 let (image, label) = read_sources(&shared, &case).await.ok()?;
-                let remap = shared.remap;
-                let limits = shared.limits;
-                let histograms = tokio::task::spawn_blocking(move || {
+                let (remap, limits) = (shared.remap, shared.limits);
+                tokio::task::spawn_blocking(move || {
                     case_histograms(&image, &label, &remap, &limits)
                 })
                 .await
                 .ok()?
-                .ok()?;
-                Some(CaseRecord {
-                    case_id: case.case_id.to_string(),
-                    split: Split::Train,
-                    shard_key: String::new(),
-                    shard_sha256: String::new(),
-                    shard_bytes: 0,
-                    slices: Vec::new(),
-                    shape: [0; 3],
-                    spacing: [0.0; 3],
-                    orientation: String::new(),
-                    source_image: source_object(&case.image),
-                    source_label: source_object(&case.image),
-                    hu_histograms: histograms,
-                })
+                .ok()
             }
         })
         .buffer_unordered(workers.max(1))
-        .filter_map(|r| async move { r })
+        .filter_map(|histograms| async move { histograms })
         .collect()
         .await;
-    let fp = fingerprint(&records);
-    if fp.zscore.is_none() {
-        return Err(Error::InvalidDataset(
-            "zscore needs foreground voxels in the training split; none could be read".into(),
-        ));
+    let mut merged = HuHistograms::new();
+    for histograms in &per_case {
+        merged.merge_sparse(histograms);
     }
-    Ok(fp)
+    let zscore = merged.zscore().ok_or_else(|| {
+        Error::InvalidDataset(
+            "zscore needs foreground voxels in the training split; none could be read".into(),
+        )
+    })?;
+    Ok(Fingerprint {
+        zscore: Some(zscore),
+        ..Fingerprint::default()
+    })
 }

@@ -231,6 +231,20 @@ impl HuHistograms {
         }
     }
 
+    /// nnU-Net's normalization `[p0.5, p99.5, mean, std]` of the foreground voxels; `None`
+    /// without any.
+    pub fn zscore(&self) -> Option<[f32; 4]> {
+        let fg = self.foreground();
+        (fg.voxels > 0).then(|| {
+            [
+                fg.percentile_00_5 as f32,
+                fg.percentile_99_5 as f32,
+                fg.mean as f32,
+                fg.std.max(1e-3) as f32,
+            ]
+        })
+    }
+
     /// Statistics of all foreground classes together.
     pub fn foreground(&self) -> IntensityStatistics {
         let mut merged = vec![0u64; BINS];
@@ -275,15 +289,7 @@ pub fn fingerprint(cases: &[CaseRecord]) -> Fingerprint {
         .enumerate()
         .map(|(class, h)| HuHistograms::statistics(h, class as u8))
         .collect();
-    let fg = train.foreground();
-    let zscore = (fg.voxels > 0).then(|| {
-        [
-            fg.percentile_00_5 as f32,
-            fg.percentile_99_5 as f32,
-            fg.mean as f32,
-            fg.std.max(1e-3) as f32,
-        ]
-    });
+    let zscore = train.zscore();
     Fingerprint {
         median_spacing,
         median_shape,

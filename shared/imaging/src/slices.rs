@@ -91,24 +91,19 @@ pub fn preprocess_volume(
         .into_par_iter()
         .map(|z| intensity.apply(canonical.axial(z)))
         .collect();
-    let gray: Option<Vec<Array2<u8>>> = slices
-        .iter()
-        .map(|s| match s {
-            Slice::Gray(g) => Some(g.clone()),
-            Slice::Float(_) => None,
-        })
-        .collect();
-    if let Some(gray) = gray {
+    // One scheme, one kind of slice: gray for the study's schemes, floats for zscore.
+    let mut gray = Vec::new();
+    let mut floats = Vec::new();
+    for slice in slices {
+        match slice {
+            Slice::Gray(g) => gray.push(g),
+            Slice::Float(f) => floats.push(f),
+        }
+    }
+    if floats.is_empty() {
         let data = canonical.to_file_order(&stack(gray)?);
         return Ok(Preprocessed::Gray(volume.with_data(data)?));
     }
-    let floats = slices
-        .into_iter()
-        .map(|s| match s {
-            Slice::Float(f) => f,
-            Slice::Gray(g) => g.mapv(f32::from),
-        })
-        .collect();
     let data = canonical.to_file_order(&stack(floats)?);
     Ok(Preprocessed::Float(volume.with_data(data)?))
 }

@@ -47,6 +47,13 @@ impl ZScore {
         })
     }
 
+    /// Statistics of one volume's body voxels (above −500 HU), for a single volume that is
+    /// its own dataset (no labels, so no foreground to take them from).
+    pub fn of_body<'a>(hu: impl IntoIterator<Item = &'a f32>) -> Result<Self, ImagingError> {
+        let body: Vec<f32> = hu.into_iter().copied().filter(|&v| v > -500.0).collect();
+        Self::from_samples(&body)
+    }
+
     pub fn validate(&self) -> Result<(), ImagingError> {
         let finite = [self.lower, self.upper, self.mean, self.std]
             .iter()
