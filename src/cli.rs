@@ -5,6 +5,7 @@ mod health;
 mod phantom;
 mod preprocess;
 mod serve;
+mod train;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,22 @@ enum Command {
     Phantom(phantom::PhantomArgs),
     /// Preprocess one CT volume (window + scheme) and write it with the input's geometry.
     Preprocess(preprocess::PreprocessArgs),
+    /// Train a U-Net on a prepared dataset through the training service, watching it live.
+    Train(train::TrainArgs),
+    /// List the registered models with their validation IoU.
+    Models(train::ModelsArgs),
+    /// List training jobs, or cancel one.
+    Jobs(train::JobsArgs),
+}
+
+/// A channel to a running server.
+async fn connect(url: &str) -> anyhow::Result<tonic::transport::Channel> {
+    use anyhow::Context as _;
+    tonic::transport::Channel::from_shared(url.to_owned())
+        .with_context(|| format!("invalid server URL {url:?}"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach {url}"))
 }
 
 /// Parses the command line and runs the command on a Tokio runtime.
@@ -52,6 +69,9 @@ pub fn run() -> ExitCode {
             Command::Health(args) => health::run(args).await,
             Command::Phantom(args) => phantom::run(args).await,
             Command::Preprocess(args) => preprocess::run(args),
+            Command::Train(args) => train::run(args).await,
+            Command::Models(args) => train::models(args).await,
+            Command::Jobs(args) => train::jobs(args).await,
         }
     });
     match result {

@@ -50,6 +50,8 @@ pub struct StackConfig {
     pub host: HostOptions,
     /// Cases the preprocessing service prepares at once.
     pub preprocess_workers: usize,
+    /// Training jobs that run at once.
+    pub training_jobs: usize,
 }
 
 /// Builds the registrations of the services `config.role` names. A peer that runs in
@@ -74,7 +76,10 @@ pub fn registrations(
         );
     }
     if role.serves(Role::Training) {
-        services.push(TrainingService::new(storage.clone(), lifecycle.clone()).registration(max));
+        services.push(
+            TrainingService::new(storage.clone(), lifecycle.clone(), config.training_jobs)
+                .registration(max),
+        );
     }
     if role.serves(Role::Inference) {
         services.push(InferenceService::new(storage.clone()).registration(max));

@@ -62,12 +62,7 @@ enum DatasetCommand {
 }
 
 async fn client(url: &str) -> anyhow::Result<PreprocessingServiceClient<Channel>> {
-    let channel = Channel::from_shared(url.to_owned())
-        .with_context(|| format!("invalid server URL {url:?}"))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    Ok(PreprocessingServiceClient::new(channel)
+    Ok(PreprocessingServiceClient::new(super::connect(url).await?)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(16 << 20))
 }

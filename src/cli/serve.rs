@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// its slices).
     #[arg(long, env = "ABDOSEG_PREPROCESS_WORKERS", default_value_t = 2)]
     preprocess_workers: usize,
+    /// Training jobs that run at once; later jobs wait in order. Each uses every core.
+    #[arg(long, env = "ABDOSEG_TRAINING_JOBS", default_value_t = 1)]
+    training_jobs: usize,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             shutdown_delay: args.server.shutdown_delay(),
         },
         preprocess_workers: args.preprocess_workers,
+        training_jobs: args.training_jobs,
     };
     let lifecycle = Lifecycle::new();
     let services = registrations(&config, &lifecycle, addr)?;

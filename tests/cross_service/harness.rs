@@ -68,6 +68,7 @@ impl Harness {
                 max_message_bytes: options.max_message_bytes,
                 host: options.host,
                 preprocess_workers: 2,
+                training_jobs: 1,
             },
         )
         .expect("start the stack");

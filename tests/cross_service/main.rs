@@ -9,3 +9,4 @@ mod prepare;
 mod resume;
 mod shutdown;
 mod telemetry;
+mod training;

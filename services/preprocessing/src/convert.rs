@@ -1,15 +1,13 @@
 //! Conversions between the contract's messages and the dataset types.
 
+pub use abdoseg_dataset::proto::preprocessing_to_proto;
 use abdoseg_dataset::{
-    config::{PreprocessConfig, Scheme},
+    config::PreprocessConfig,
     manifest::{CaseRecord, Manifest, Split, SplitFractions},
+    proto::preprocessing_from_proto,
 };
-use abdoseg_imaging::intensity::{Clahe, DEFAULT_HE_THRESHOLD};
 use abdoseg_protos::{
-    common::v1::{
-        self as common, ClaheParameters, HeParameters, HuWindow, IntensityScheme, ObjectRef, Organ,
-        VolumeGeometry,
-    },
+    common::v1::{self as common, ObjectRef, Organ, VolumeGeometry},
     preprocessing::v1 as pb,
 };
 
@@ -23,56 +21,7 @@ fn invalid(message: impl Into<String>) -> Error {
 pub fn preprocessing(
     config: Option<common::PreprocessingConfig>,
 ) -> Result<PreprocessConfig, Error> {
-    let defaults = PreprocessConfig::default();
-    let Some(config) = config else {
-        return Ok(defaults);
-    };
-    let scheme = match IntensityScheme::try_from(config.scheme) {
-        Ok(IntensityScheme::Unspecified | IntensityScheme::He) => Scheme::He {
-            threshold: match config.he {
-                Some(he) => u8::try_from(he.threshold)
-                    .map_err(|_| invalid(format!("HE threshold {} is not 0–255", he.threshold)))?,
-                None => DEFAULT_HE_THRESHOLD,
-            },
-        },
-        Ok(IntensityScheme::None) => Scheme::None,
-        Ok(IntensityScheme::Clahe) => {
-            let clahe = config.clahe.unwrap_or(ClaheParameters {
-                tiles: Clahe::default().tiles as u32,
-                clip_limit: Clahe::default().clip_limit,
-            });
-            Scheme::Clahe {
-                tiles: clahe.tiles as usize,
-                clip_limit: clahe.clip_limit,
-            }
-        }
-        Ok(IntensityScheme::Zscore) => Scheme::Zscore,
-        Err(_) => {
-            return Err(invalid(format!(
-                "unknown intensity scheme {}; use NONE, HE, CLAHE or ZSCORE",
-                config.scheme
-            )));
-        }
-    };
-    if config.target_spacing_mm != 0.0 {
-        return Err(invalid(
-            "target_spacing_mm is not supported for dataset preparation yet; leave it 0",
-        ));
-    }
-    let window = config.window.unwrap_or(HuWindow {
-        level: defaults.window_level,
-        width: defaults.window_width,
-    });
-    let size = |v: u32, default: usize| if v == 0 { default } else { v as usize };
-    let result = PreprocessConfig {
-        window_level: window.level,
-        window_width: window.width,
-        scheme,
-        slice_height: size(config.slice_height, defaults.slice_height),
-        slice_width: size(config.slice_width, defaults.slice_width),
-    };
-    result.validate().map_err(invalid)?;
-    Ok(result)
+    preprocessing_from_proto(config).map_err(invalid)
 }
 
 pub fn split_fractions(split: Option<pb::SplitFractions>) -> Result<SplitFractions, Error> {
@@ -83,40 +32,6 @@ pub fn split_fractions(split: Option<pb::SplitFractions>) -> Result<SplitFractio
     });
     fractions.validate().map_err(invalid)?;
     Ok(fractions)
-}
-
-pub fn preprocessing_to_proto(config: &PreprocessConfig) -> common::PreprocessingConfig {
-    let (scheme, he, clahe) = match &config.scheme {
-        Scheme::None => (IntensityScheme::None, None, None),
-        Scheme::He { threshold } => (
-            IntensityScheme::He,
-            Some(HeParameters {
-                threshold: u32::from(*threshold),
-            }),
-            None,
-        ),
-        Scheme::Clahe { tiles, clip_limit } => (
-            IntensityScheme::Clahe,
-            None,
-            Some(ClaheParameters {
-                tiles: *tiles as u32,
-                clip_limit: *clip_limit,
-            }),
-        ),
-        Scheme::Zscore => (IntensityScheme::Zscore, None, None),
-    };
-    common::PreprocessingConfig {
-        scheme: scheme as i32,
-        window: Some(HuWindow {
-            level: config.window_level,
-            width: config.window_width,
-        }),
-        he,
-        clahe,
-        slice_width: config.slice_width as u32,
-        slice_height: config.slice_height as u32,
-        target_spacing_mm: 0.0,
-    }
 }
 
 pub fn split_to_proto(split: Split) -> common::Split {

@@ -10,23 +10,25 @@ pub enum Error {
     /// The request itself is wrong; the message says how.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The request is sound but the system is not in a state to run it (no GPU, an
+    /// unusable dataset).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The store failed or lacks an object.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// The RPC is in the contract but its capability has not shipped yet.
-    #[error("{rpc} is not available yet: {detail}")]
-    NotYetAvailable {
-        rpc: &'static str,
-        detail: &'static str,
-    },
+    /// A fault of ours (a crashed run, a corrupt shard or checkpoint).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
             Error::InvalidArgument(message) => Status::invalid_argument(message),
+            Error::FailedPrecondition(message) => Status::failed_precondition(message),
             Error::Storage(error) => storage_status(&error),
-            Error::NotYetAvailable { .. } => Status::unimplemented(error.to_string()),
+            Error::Internal(message) => Status::internal(message),
         }
     }
 }

@@ -1,34 +1,55 @@
 //! The training service: U-Net training jobs that run off the request path, survive
 //! restarts through checkpoints in the store, and register the models they produce.
+//!
+//! - [`convert`]: the contract's messages to and from the records.
+//! - [`record`]: what the store keeps for jobs and models.
+//! - [`jobs`]: the queue (configured concurrency), live events, recovery after restart.
+//! - [`runner`]: one job's run, checkpoint by checkpoint, and the model registration.
 
+mod convert;
+mod data;
 mod error;
 mod grpc;
+mod jobs;
+pub mod record;
+mod runner;
+
+use std::sync::Arc;
 
 use abdoseg_protos::training::v1::training_service_server::TrainingServiceServer;
 use abdoseg_server::{Lifecycle, ServiceRegistration};
 use abdoseg_storage::Storage;
 
 pub use error::Error;
+use jobs::Jobs;
 
-/// The service's state: the store that holds jobs and models, and the lifecycle that
-/// background jobs watch to checkpoint and stop on shutdown.
+/// The service's state: the store that holds jobs and models, and the job queue.
 #[derive(Debug, Clone)]
 pub struct TrainingService {
     storage: Storage,
-    #[allow(
-        dead_code,
-        reason = "background jobs run under it from the training issue on"
-    )]
-    lifecycle: Lifecycle,
+    jobs: Arc<Jobs>,
 }
 
 impl TrainingService {
-    pub fn new(storage: Storage, lifecycle: Lifecycle) -> Self {
-        Self { storage, lifecycle }
+    /// `concurrency`: how many jobs train at once; the others wait in order.
+    pub fn new(storage: Storage, lifecycle: Lifecycle, concurrency: usize) -> Self {
+        Self {
+            jobs: Jobs::new(storage.clone(), lifecycle, concurrency),
+            storage,
+        }
     }
 
-    /// The tonic server with its message limits, ready for a host.
+    /// The tonic server with its message limits, ready for a host. Jobs a previous
+    /// process left queued or running are picked up again in the background.
     pub fn registration(self, max_message_bytes: usize) -> ServiceRegistration {
+        let jobs = Arc::clone(&self.jobs);
+        self.jobs.lifecycle.spawn(async move {
+            match jobs.recover().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "resuming unfinished training jobs"),
+                Err(error) => tracing::error!(%error, "cannot look for unfinished jobs"),
+            }
+        });
         ServiceRegistration::new(
             TrainingServiceServer::new(self)
                 .max_decoding_message_size(max_message_bytes)

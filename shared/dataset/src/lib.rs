@@ -10,6 +10,7 @@ pub mod config;
 mod digest;
 pub mod manifest;
 pub mod prepare;
+pub mod proto;
 pub mod shard;
 pub mod split;
 

@@ -21,6 +21,14 @@ pub enum Device {
     Cuda,
 }
 
+/// The CPU backend (burn's `flex`).
+#[cfg(feature = "flex")]
+pub type CpuBackend = burn::backend::Flex;
+
+/// The CUDA backend; only touch it after [`DeviceRequest::resolve`] chose CUDA.
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda;
+
 /// Why CUDA cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {

@@ -8,8 +8,9 @@
 pub mod device;
 pub mod train;
 mod unet;
+pub mod weights;
 
-pub use unet::{Architecture, UNet, UNetConfig};
+pub use unet::{Architecture, Normalization, UNet, UNetConfig};
 
 /// Classes predicted: background, liver, kidney, spleen, pancreas.
 pub const NUM_CLASSES: usize = 5;

@@ -1,6 +1,6 @@
 //! Output shapes and parameter counts of both U-Nets at every depth from 4 to 8.
 
-use abdoseg_model::{Architecture, NUM_CLASSES, UNetConfig};
+use abdoseg_model::{Architecture, NUM_CLASSES, Normalization, UNetConfig};
 use burn::{
     backend::Flex,
     module::Module,
@@ -17,9 +17,17 @@ fn conv(k: usize, cin: usize, cout: usize) -> usize {
 fn expected_parameters(config: &UNetConfig) -> usize {
     let f = |level: usize| config.filters(level);
     let unet2 = config.architecture == Architecture::Unet2;
+    // A 3×3 conv block: the conv, and the instance norm's scale and shift per channel.
+    let block = |cin: usize, cout: usize| {
+        conv(3, cin, cout)
+            + match config.normalization {
+                Normalization::None => 0,
+                Normalization::Instance => 2 * cout,
+            }
+    };
     let mut total = 0;
     if unet2 {
-        total += conv(3, config.in_channels, f(0)) + 2 * conv(3, f(0), f(0));
+        total += block(config.in_channels, f(0)) + 2 * block(f(0), f(0));
     }
     let bottom = config.depth - 1;
     for level in 0..bottom {
@@ -28,17 +36,17 @@ fn expected_parameters(config: &UNetConfig) -> usize {
             0 => config.in_channels,
             _ => f(level - 1),
         };
-        total += conv(3, cin, f(level)) + conv(3, f(level), f(level));
+        total += block(cin, f(level)) + block(f(level), f(level));
     }
-    total += conv(3, f(bottom - 1), f(bottom)) + conv(3, f(bottom), f(bottom));
+    total += block(f(bottom - 1), f(bottom)) + block(f(bottom), f(bottom));
     for level in 0..bottom {
         let out = f(level);
         total += conv(2, f(level + 1), out); // transposed 2×2
-        total += conv(3, f(level), f(level)); // skip conv
-        total += conv(3, out + f(level), out) + conv(3, out, out);
+        total += block(f(level), f(level)); // skip conv
+        total += block(out + f(level), out) + block(out, out);
     }
     if unet2 {
-        total += 2 * conv(3, f(0), f(0));
+        total += 2 * block(f(0), f(0));
     }
     total + conv(1, f(0), NUM_CLASSES)
 }
@@ -46,18 +54,22 @@ fn expected_parameters(config: &UNetConfig) -> usize {
 #[test]
 fn both_variants_at_every_depth() {
     let device = Default::default();
-    for architecture in [Architecture::Unet1, Architecture::Unet2] {
+    let variants = [Architecture::Unet1, Architecture::Unet2]
+        .into_iter()
+        .flat_map(|a| [(a, Normalization::None), (a, Normalization::Instance)]);
+    for (architecture, normalization) in variants {
         for depth in 4..=8 {
             let config = UNetConfig::new(architecture)
                 .with_depth(depth)
                 .with_base_filters(4)
-                .with_max_filters(64);
+                .with_max_filters(64)
+                .with_normalization(normalization);
             config.validate().unwrap();
             let model = config.init::<B>(&device);
             assert_eq!(
                 model.num_params(),
                 expected_parameters(&config),
-                "{architecture:?} depth {depth}"
+                "{architecture:?} {normalization:?} depth {depth}"
             );
             let side = config.size_multiple() * 2;
             let input = Tensor::<B, 4>::random([2, 1, side, side], Distribution::Default, &device);
@@ -65,13 +77,13 @@ fn both_variants_at_every_depth() {
             assert_eq!(
                 output.dims(),
                 [2, NUM_CLASSES, side, side],
-                "{architecture:?} depth {depth}"
+                "{architecture:?} {normalization:?} depth {depth}"
             );
             // A softmax over the classes: every pixel's probabilities sum to one.
             let sums = output.sum_dim(1).into_data().to_vec::<f32>().unwrap();
             assert!(
                 sums.iter().all(|s| (s - 1.0).abs() < 1e-4),
-                "{architecture:?} depth {depth}"
+                "{architecture:?} {normalization:?} depth {depth}"
             );
         }
     }

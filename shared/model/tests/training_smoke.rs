@@ -1,8 +1,8 @@
 //! A small training run on synthetic slices: the loss falls and IoU rises.
 
 use abdoseg_model::{
-    Architecture,
-    train::{Augmentation, Control, LossKind, TrainingConfig, TrainingSlice, train},
+    Architecture, Normalization,
+    train::{Augmentation, Control, LossKind, Trainer, TrainingConfig, TrainingSlice, train},
 };
 use burn::backend::{Autodiff, Flex};
 use ndarray::Array2;
@@ -31,12 +31,10 @@ fn slice(i: usize) -> TrainingSlice {
     TrainingSlice { image, labels }
 }
 
-#[test]
-fn loss_falls_and_iou_rises() {
-    let train_slices: Vec<_> = (0..48).map(slice).collect();
-    let validation: Vec<_> = (100..112).map(slice).collect();
-    let config = TrainingConfig {
+fn config() -> TrainingConfig {
+    TrainingConfig {
         architecture: Architecture::Unet1,
+        normalization: Normalization::Instance,
         depth: 4,
         base_filters: 8,
         batch_size: 8,
@@ -49,7 +47,15 @@ fn loss_falls_and_iou_rises() {
         augmentation: Augmentation::none(),
         seed: 7,
         early_stopping_patience: None,
-    };
+        slices_per_epoch: None,
+    }
+}
+
+#[test]
+fn loss_falls_and_iou_rises() {
+    let train_slices: Vec<_> = (0..48).map(slice).collect();
+    let validation: Vec<_> = (100..112).map(slice).collect();
+    let config = config();
     let device = Default::default();
     let trained = train::<Autodiff<Flex>>(
         &config,
@@ -80,4 +86,61 @@ fn loss_falls_and_iou_rises() {
         "{:?}",
         best.validation.iou()
     );
+}
+
+/// Two epochs in one go, or one epoch, a checkpoint, a new process's trainer restored from
+/// it and the second epoch: the same second epoch.
+#[test]
+fn a_restored_checkpoint_continues_the_same_run() {
+    type B = Autodiff<Flex>;
+    let train_slices: Vec<_> = (0..24).map(slice).collect();
+    let validation: Vec<_> = (100..104).map(slice).collect();
+    let config = TrainingConfig {
+        augmentation: Augmentation::default(),
+        ..config()
+    };
+    let device = Default::default();
+    let run = |trainer: &mut Trainer<B>| {
+        trainer
+            .run_epoch(&train_slices, &validation, |_, _, _| {}, || false)
+            .unwrap()
+    };
+
+    let mut straight = Trainer::<B>::new(&config, &train_slices, &device).unwrap();
+    run(&mut straight);
+    let checkpoint = straight.checkpoint().unwrap();
+    let expected = run(&mut straight);
+
+    let mut resumed = Trainer::<B>::new(
+        &TrainingConfig {
+            seed: 99, // a fresh initialisation, overwritten by the checkpoint
+            ..config.clone()
+        },
+        &train_slices,
+        &device,
+    )
+    .unwrap();
+    assert_eq!(resumed.epochs_done(), 0);
+    let mut same_config = Trainer::<B>::new(&config, &train_slices, &device).unwrap();
+    same_config.restore(&checkpoint).unwrap();
+    let again = run(&mut same_config);
+    assert_eq!(again.epoch, 2);
+    assert!(
+        (again.train_loss - expected.train_loss).abs() < 1e-4 * expected.train_loss,
+        "{} vs {}",
+        again.train_loss,
+        expected.train_loss
+    );
+    assert_eq!(again.validation, expected.validation);
+
+    // A checkpoint that is not one is an error, not a panic.
+    let broken = abdoseg_model::train::Checkpoint {
+        model: b"not weights".to_vec(),
+        ..checkpoint
+    };
+    assert!(resumed.restore(&broken).is_err());
+    let stopped = Trainer::<B>::new(&config, &train_slices, &device)
+        .unwrap()
+        .run_epoch(&train_slices, &validation, |_, _, _| {}, || true);
+    assert!(stopped.is_none(), "a cancelled epoch reports nothing");
 }

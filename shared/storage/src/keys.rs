@@ -230,13 +230,15 @@ impl JobKeys {
         self.prefix.join("job.json")
     }
 
+    /// Where the checkpoints live; their names sort by epoch.
+    pub fn checkpoints(&self) -> Key {
+        self.prefix.join("checkpoints")
+    }
+
     /// The checkpoint written after `epoch` (1-based).
     pub fn checkpoint(&self, epoch: u32) -> CheckpointKeys {
         CheckpointKeys {
-            prefix: self
-                .prefix
-                .join("checkpoints")
-                .join(format_args!("epoch-{epoch:05}")),
+            prefix: self.checkpoints().join(format_args!("epoch-{epoch:05}")),
         }
     }
 }

@@ -16,9 +16,13 @@ pub use sampler::Sampler;
 
 use burn::{
     module::AutodiffModule,
-    optim::{AdamConfig, GradientsParams, Optimizer, decay::WeightDecayConfig},
+    optim::{
+        Adam, AdamConfig, GradientsParams, Optimizer, adaptor::OptimizerAdaptor,
+        decay::WeightDecayConfig,
+    },
     prelude::Backend,
-    tensor::{Int, Tensor, TensorData, backend::AutodiffBackend},
+    record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder},
+    tensor::{ElementConversion as _, Int, Tensor, TensorData, backend::AutodiffBackend},
 };
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -38,6 +42,9 @@ pub struct TrainingSlice {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingConfig {
     pub architecture: crate::Architecture,
+    /// What follows each 3×3 conv; older records without it mean none.
+    #[serde(default = "no_normalization")]
+    pub normalization: crate::Normalization,
     pub depth: usize,
     pub base_filters: usize,
     pub batch_size: usize,
@@ -53,6 +60,13 @@ pub struct TrainingConfig {
     pub seed: u64,
     /// Stop after this many epochs without a better validation IoU.
     pub early_stopping_patience: Option<usize>,
+    /// Slices drawn per epoch; `None` draws as many as the training split holds.
+    #[serde(default)]
+    pub slices_per_epoch: Option<usize>,
+}
+
+fn no_normalization() -> crate::Normalization {
+    crate::Normalization::None
 }
 
 impl TrainingConfig {
@@ -60,6 +74,7 @@ impl TrainingConfig {
         UNetConfig::new(self.architecture)
             .with_depth(self.depth)
             .with_base_filters(self.base_filters)
+            .with_normalization(self.normalization)
     }
 }
 
@@ -156,61 +171,140 @@ pub fn evaluate<B: Backend>(
     (total / f64::from(batches.max(1)), overlap)
 }
 
-use burn::tensor::ElementConversion as _;
+/// What a checkpoint holds besides the epoch count: the model's and the optimizer's state.
+/// The random streams need no bytes of their own: every epoch's sampler and augmentation
+/// RNGs are seeded from the run's seed and the epoch number, so `epochs_done` fixes them.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub epochs_done: usize,
+    pub model: Vec<u8>,
+    pub optimizer: Vec<u8>,
+}
 
-/// Trains from scratch. `on_epoch` sees every epoch's report and the current model and
-/// may stop the run (cancellation, a deadline); `on_batch` sees batch progress.
-pub fn train<B: AutodiffBackend>(
-    config: &TrainingConfig,
-    train_slices: &[TrainingSlice],
-    validation_slices: &[TrainingSlice],
-    device: &B::Device,
-    mut on_batch: impl FnMut(usize, usize, usize, f64),
-    mut on_epoch: impl FnMut(&EpochReport, &UNet<B::InnerBackend>) -> Control,
-) -> Result<Trained<B::InnerBackend>, String> {
-    let model_config = config.model();
-    model_config.validate()?;
-    if train_slices.is_empty() {
-        return Err("no training slices".into());
+/// Seed of one epoch's random stream: distinct per run, per epoch and per purpose.
+fn epoch_seed(seed: u64, epoch: usize, stream: u64) -> u64 {
+    let mut x = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream;
+    // splitmix64 finaliser, so that neighbouring epochs get unrelated streams.
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+const SAMPLER_STREAM: u64 = 0x5A4D_504C;
+const AUGMENT_STREAM: u64 = 0xA5A5_A5A5;
+
+type Adaptor<B> = OptimizerAdaptor<Adam, UNet<B>, B>;
+type Bytes = NamedMpkBytesRecorder<FullPrecisionSettings>;
+
+/// A run in progress, one epoch at a time, that can be checkpointed and restored.
+pub struct Trainer<B: AutodiffBackend> {
+    config: TrainingConfig,
+    device: B::Device,
+    model: UNet<B>,
+    optimizer: Adaptor<B>,
+    weights: Tensor<B, 1>,
+    class_voxels: Vec<[u64; NUM_CLASSES]>,
+    epochs_done: usize,
+}
+
+impl<B: AutodiffBackend> std::fmt::Debug for Trainer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("epochs_done", &self.epochs_done)
+            .finish_non_exhaustive()
     }
-    let (h, w) = train_slices[0].image.dim();
-    let multiple = model_config.size_multiple();
-    if h % multiple != 0 || w % multiple != 0 {
-        return Err(format!(
-            "slices of {h}×{w} do not fit depth {}: sides must be multiples of {multiple}",
-            config.depth
-        ));
-    }
-    B::seed(device, config.seed);
-    let mut model: UNet<B> = model_config.init(device);
-    let mut optimizer = AdamConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(
-            (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)),
-        )
-        .init();
-    let counts: Vec<[u64; NUM_CLASSES]> = train_slices
-        .iter()
-        .map(|s| {
-            let mut c = [0u64; NUM_CLASSES];
-            for &l in s.labels.iter() {
-                c[usize::from(l).min(NUM_CLASSES - 1)] += 1;
-            }
-            c
+}
+
+impl<B: AutodiffBackend> Trainer<B> {
+    /// A fresh model for `config`, checked against the training slices' size.
+    pub fn new(
+        config: &TrainingConfig,
+        train_slices: &[TrainingSlice],
+        device: &B::Device,
+    ) -> Result<Self, String> {
+        let model_config = config.model();
+        model_config.validate()?;
+        let Some(first) = train_slices.first() else {
+            return Err("no training slices".into());
+        };
+        let (h, w) = first.image.dim();
+        let multiple = model_config.size_multiple();
+        if h % multiple != 0 || w % multiple != 0 {
+            return Err(format!(
+                "slices of {h}×{w} do not fit depth {}: sides must be multiples of {multiple}",
+                config.depth
+            ));
+        }
+        if config.batch_size == 0 {
+            return Err("batch size must be at least 1".into());
+        }
+        B::seed(device, config.seed);
+        let model: UNet<B> = model_config.init(device);
+        let optimizer = AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(
+                (config.weight_decay > 0.0)
+                    .then(|| WeightDecayConfig::new(config.weight_decay as f32)),
+            )
+            .init();
+        let class_voxels = train_slices
+            .iter()
+            .map(|s| {
+                let mut c = [0u64; NUM_CLASSES];
+                for &l in s.labels.iter() {
+                    c[usize::from(l).min(NUM_CLASSES - 1)] += 1;
+                }
+                c
+            })
+            .collect();
+        Ok(Self {
+            config: config.clone(),
+            device: device.clone(),
+            model,
+            optimizer,
+            weights: class_weights::<B>(config, device),
+            class_voxels,
+            epochs_done: 0,
         })
-        .collect();
-    let mut sampler = Sampler::new(&counts, config.foreground_share, config.seed);
-    let mut augment_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xA5A5);
-    let weights = class_weights::<B>(config, device);
+    }
 
-    let mut history = Vec::new();
-    let mut best: Option<(f64, usize, UNet<B::InnerBackend>)> = None;
-    for epoch in 1..=config.epochs {
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// The current model, for inference.
+    pub fn model(&self) -> UNet<B::InnerBackend> {
+        self.model.valid()
+    }
+
+    /// Runs the next epoch and measures it. `cancelled` is asked between batches: when it
+    /// says yes the epoch is abandoned (`None`) and the trainer stays at its last epoch's
+    /// state only if restored from a checkpoint, so callers checkpoint per epoch.
+    pub fn run_epoch(
+        &mut self,
+        train_slices: &[TrainingSlice],
+        validation_slices: &[TrainingSlice],
+        mut on_batch: impl FnMut(usize, usize, f64),
+        cancelled: impl Fn() -> bool,
+    ) -> Option<EpochReport> {
+        let config = &self.config;
+        let epoch = self.epochs_done + 1;
         let started = Instant::now();
-        let batches = sampler.epoch(config.batch_size);
+        let mut sampler = Sampler::new(
+            &self.class_voxels,
+            config.foreground_share,
+            epoch_seed(config.seed, epoch, SAMPLER_STREAM),
+        );
+        let mut augment_rng =
+            ChaCha8Rng::seed_from_u64(epoch_seed(config.seed, epoch, AUGMENT_STREAM));
+        let batches = sampler.epoch(config.batch_size, config.slices_per_epoch);
         let mut train_overlap = Overlap::default();
         let mut train_loss = 0.0;
         for (index, batch) in batches.iter().enumerate() {
+            if cancelled() {
+                return None;
+            }
             let slices: Vec<TrainingSlice> = batch
                 .iter()
                 .map(|&i| {
@@ -226,42 +320,120 @@ pub fn train<B: AutodiffBackend>(
                 .iter()
                 .flat_map(|s| s.labels.iter().copied())
                 .collect();
-            let (images, labels) = batch_tensors::<B>(&slices, device);
-            let logits = model.logits(images);
+            let (images, labels) = batch_tensors::<B>(&slices, &self.device);
+            let logits = self.model.logits(images);
             train_overlap.add(&predicted_labels(logits.clone()), &truth);
-            let batch_loss = loss(config.loss, logits, labels, weights.clone());
+            let batch_loss = loss(config.loss, logits, labels, self.weights.clone());
             let value = f64::from(batch_loss.clone().into_scalar().elem::<f32>());
             train_loss += value;
-            let grads = GradientsParams::from_grads(batch_loss.backward(), &model);
-            model = optimizer.step(config.learning_rate, model, grads);
-            on_batch(epoch, index + 1, batches.len(), value);
+            let grads = GradientsParams::from_grads(batch_loss.backward(), &self.model);
+            let model = self.model.clone();
+            self.model = self.optimizer.step(config.learning_rate, model, grads);
+            on_batch(index + 1, batches.len(), value);
         }
-        let inference = model.valid();
-        let (validation_loss, validation) = evaluate(&inference, validation_slices, config, device);
-        let report = EpochReport {
+        let (validation_loss, validation) =
+            evaluate(&self.model.valid(), validation_slices, config, &self.device);
+        self.epochs_done = epoch;
+        Some(EpochReport {
             epoch,
             train_loss: train_loss / batches.len().max(1) as f64,
             validation_loss,
             train: train_overlap,
             validation,
             seconds: started.elapsed().as_secs_f64(),
-        };
-        let score = report.validation.mean_foreground_iou();
-        let improved = best.as_ref().is_none_or(|(s, _, _)| score > *s);
-        if improved {
-            best = Some((score, epoch, inference.clone()));
-        }
-        let control = on_epoch(&report, &inference);
+        })
+    }
+
+    /// The model's and optimizer's state after the last epoch.
+    pub fn checkpoint(&self) -> Result<Checkpoint, String> {
+        let optimizer = Bytes::default()
+            .record(self.optimizer.to_record(), ())
+            .map_err(|e| format!("cannot encode the optimizer state: {e}"))?;
+        Ok(Checkpoint {
+            epochs_done: self.epochs_done,
+            model: crate::weights::encode(&self.model)?,
+            optimizer,
+        })
+    }
+
+    /// Continues from a checkpoint of a run with the same configuration.
+    pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<(), String> {
+        let model = crate::weights::decode(self.model.clone(), &checkpoint.model, &self.device)?;
+        let record = Recorder::<B>::load(
+            &Bytes::default(),
+            checkpoint.optimizer.clone(),
+            &self.device,
+        )
+        .map_err(|e| format!("the optimizer state cannot be read: {e}"))?;
+        let optimizer = std::mem::replace(&mut self.optimizer, AdamConfig::new().init());
+        self.optimizer = optimizer.load_record(record);
+        self.model = model;
+        self.epochs_done = checkpoint.epochs_done;
+        Ok(())
+    }
+}
+
+/// Trains from scratch in one go. `on_epoch` sees every epoch's report and the current
+/// model and may stop the run; `on_batch` sees (epoch, batch, batches, loss).
+pub fn train<B: AutodiffBackend>(
+    config: &TrainingConfig,
+    train_slices: &[TrainingSlice],
+    validation_slices: &[TrainingSlice],
+    device: &B::Device,
+    mut on_batch: impl FnMut(usize, usize, usize, f64),
+    mut on_epoch: impl FnMut(&EpochReport, &UNet<B::InnerBackend>) -> Control,
+) -> Result<Trained<B::InnerBackend>, String> {
+    let mut trainer = Trainer::<B>::new(config, train_slices, device)?;
+    let mut history: Vec<EpochReport> = Vec::new();
+    let mut best: Option<(usize, UNet<B::InnerBackend>)> = None;
+    while trainer.epochs_done() < config.epochs {
+        let epoch = trainer.epochs_done() + 1;
+        let report = trainer
+            .run_epoch(
+                train_slices,
+                validation_slices,
+                |batch, total, value| on_batch(epoch, batch, total, value),
+                || false,
+            )
+            .ok_or("the epoch was abandoned")?;
+        let model = trainer.model();
         history.push(report);
-        let stale = best.as_ref().map_or(0, |(_, e, _)| epoch - e);
-        if control == Control::Stop || config.early_stopping_patience.is_some_and(|p| stale >= p) {
+        let best_epoch = best_epoch(&history).unwrap_or(epoch);
+        if best_epoch == epoch {
+            best = Some((epoch, model.clone()));
+        }
+        let Some(report) = history.last() else { break };
+        if on_epoch(report, &model) == Control::Stop || should_stop(config, &history) {
             break;
         }
     }
-    let (_, best_epoch, model) = best.ok_or("no epoch ran")?;
+    let (best_epoch, model) = best.ok_or("no epoch ran")?;
     Ok(Trained {
         model,
         best_epoch,
         history,
     })
+}
+
+/// The epoch with the best mean foreground validation IoU (the first, on ties).
+pub fn best_epoch(history: &[EpochReport]) -> Option<usize> {
+    let mut best: Option<&EpochReport> = None;
+    for report in history {
+        if best.is_none_or(|b| {
+            report.validation.mean_foreground_iou() > b.validation.mean_foreground_iou()
+        }) {
+            best = Some(report);
+        }
+    }
+    best.map(|r| r.epoch)
+}
+
+/// Whether the run is over: every epoch done, or no better epoch for `patience` epochs.
+pub fn should_stop(config: &TrainingConfig, history: &[EpochReport]) -> bool {
+    let done = history.last().map_or(0, |r| r.epoch);
+    let stale = best_epoch(history).map_or(0, |best| done - best);
+    done >= config.epochs
+        || config
+            .early_stopping_patience
+            .is_some_and(|p| p > 0 && stale >= p)
 }

@@ -38,17 +38,18 @@ impl Sampler {
         }
     }
 
-    /// The RNG's state, for checkpoints.
-    pub fn rng(&self) -> &ChaCha8Rng {
-        &self.rng
-    }
-
-    /// One epoch: ⌈slices / batch⌉ batches of slice indices.
-    pub fn epoch(&mut self, batch: usize) -> Vec<Vec<usize>> {
+    /// One epoch of `slices` draws (all slices when `None`): ⌈slices / batch⌉ batches of
+    /// slice indices. The uniform part is a shuffle, repeated when `slices` exceeds it.
+    pub fn epoch(&mut self, batch: usize, slices: Option<usize>) -> Vec<Vec<usize>> {
         let batch = batch.max(1);
-        let mut order: Vec<usize> = (0..self.count).collect();
-        order.shuffle(&mut self.rng);
-        let batches = self.count.div_ceil(batch);
+        let total = slices.unwrap_or(self.count).max(1);
+        let mut order: Vec<usize> = Vec::with_capacity(total + self.count);
+        while order.len() < total && self.count > 0 {
+            let mut pass: Vec<usize> = (0..self.count).collect();
+            pass.shuffle(&mut self.rng);
+            order.extend(pass);
+        }
+        let batches = total.div_ceil(batch);
         let oversampled = if self.pools.is_empty() {
             0
         } else {
@@ -92,13 +93,27 @@ mod tests {
             v[1] = 500;
         }
         let mut sampler = Sampler::new(&voxels, 0.5, 1);
-        let batches = sampler.epoch(10);
+        let batches = sampler.epoch(10, None);
         assert_eq!(batches.len(), 10);
         let pancreas = batches.iter().flatten().filter(|&&i| i == 7).count();
         // Half of each batch alternates pancreas and liver slices: 25 draws of slice 7.
         assert!(pancreas >= 25, "{pancreas}");
         let mut without = Sampler::new(&voxels, 0.0, 1);
-        let all: usize = without.epoch(10).iter().map(Vec::len).sum();
+        let all: usize = without.epoch(10, None).iter().map(Vec::len).sum();
         assert_eq!(all, 100);
+    }
+
+    #[test]
+    fn an_epoch_can_be_shorter_or_longer_than_the_split() {
+        let voxels = vec![[100, 1, 0, 0, 0]; 30];
+        let mut sampler = Sampler::new(&voxels, 0.0, 3);
+        let short: Vec<usize> = sampler.epoch(8, Some(16)).concat();
+        assert_eq!(short.len(), 16);
+        let long: Vec<usize> = sampler.epoch(8, Some(64)).concat();
+        assert_eq!(long.len(), 64);
+        // Every slice is seen before any is seen a second time.
+        let mut first_pass = long[..30].to_vec();
+        first_pass.sort_unstable();
+        assert_eq!(first_pass, (0..30).collect::<Vec<_>>());
     }
 }

@@ -1,0 +1,145 @@
+//! What the store keeps for a job (`jobs/{id}/job.json`) and a model
+//! (`models/{id}/model.json`). The runner is the only writer of a job's record after it
+//! was created, so the record is never written by two hands.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use abdoseg_dataset::config::PreprocessConfig;
+use abdoseg_model::{
+    device::{Device, DeviceRequest},
+    train::{EpochReport, TrainingConfig, best_epoch},
+};
+use serde::{Deserialize, Serialize};
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will never change again.
+    pub fn is_final(self) -> bool {
+        match self {
+            JobState::Queued | JobState::Running => false,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled => true,
+        }
+    }
+}
+
+/// How the loss weighs classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeighting {
+    None,
+    /// 1/√frequency of each class in the training split, scaled to average 1.
+    InverseSqrtFrequency,
+    /// The weights in the training config.
+    Manual,
+}
+
+/// Everything a caller chose for a job, defaults filled in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub name: String,
+    pub dataset_id: String,
+    pub training: TrainingConfig,
+    pub class_weighting: ClassWeighting,
+    pub device: DeviceRequest,
+}
+
+/// A job and its progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub state: JobState,
+    pub spec: JobSpec,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// One report per finished epoch, in order, each epoch exactly once.
+    pub history: Vec<EpochReport>,
+    pub model_id: Option<String>,
+    pub error: Option<String>,
+    pub resolved_device: Option<Device>,
+    /// The class weights actually used (after `class_weighting` was applied).
+    pub class_weights: Option<Vec<f32>>,
+}
+
+impl JobRecord {
+    pub fn new(job_id: String, spec: JobSpec) -> Self {
+        let now = now();
+        Self {
+            job_id,
+            state: JobState::Queued,
+            spec,
+            created_at: now,
+            updated_at: now,
+            history: Vec::new(),
+            model_id: None,
+            error: None,
+            resolved_device: None,
+            class_weights: None,
+        }
+    }
+
+    pub fn epochs_done(&self) -> usize {
+        self.history.last().map_or(0, |r| r.epoch)
+    }
+
+    pub fn best_epoch(&self) -> Option<usize> {
+        best_epoch(&self.history)
+    }
+
+    /// Moves to `state` and stamps the time.
+    pub fn set_state(&mut self, state: JobState) {
+        self.state = state;
+        self.updated_at = now();
+    }
+}
+
+/// A registered model: what inference needs to reproduce training exactly, and where
+/// it came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub model_id: String,
+    pub name: String,
+    pub job_id: String,
+    pub spec: JobSpec,
+    /// The dataset's preprocessing, input size included.
+    pub preprocessing: PreprocessConfig,
+    pub history: Vec<EpochReport>,
+    pub best_epoch: usize,
+    pub dataset_id: String,
+    pub abdoseg_version: String,
+    pub weights_key: String,
+    pub weights_bytes: u64,
+    pub parameter_count: u64,
+    pub created_at: u64,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A new job id that sorts by creation time: `job-{millis}-{random}`.
+pub fn new_job_id() -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("job-{millis:013}-{:08x}", rand::random::<u32>())
+}
+
+/// The model a job registers has an id derived from the job's, so that registering
+/// again after a crash names the same model.
+pub fn model_id_for(job_id: &str) -> String {
+    format!("model-{}", job_id.trim_start_matches("job-"))
+}
