@@ -372,7 +372,10 @@ async fn a_killed_training_service_resumes_from_its_checkpoint() {
             Event::EpochFinished(m) => first_epoch = Some(m),
             Event::BatchProgress(p) if p.epoch == 2 && p.batch >= 3 => break,
             Event::Failed(f) => panic!("{}", f.error),
-            _ => {}
+            Event::StateChanged(_)
+            | Event::BatchProgress(_)
+            | Event::CheckpointSaved(_)
+            | Event::Finished(_) => {}
         }
     }
     first.kill().unwrap();

@@ -91,7 +91,7 @@ impl TrainingService {
 
     /// Checks a request against its dataset and queues it.
     async fn start(&self, config: pb::TrainingConfig) -> Result<JobRecord, Error> {
-        let preprocessing = config.preprocessing.clone();
+        let preprocessing = config.preprocessing;
         let spec = job_spec(config)?;
         let manifest = data::manifest(&self.storage, &spec.dataset_id).await?;
         if let Some(requested) = preprocessing {

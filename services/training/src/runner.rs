@@ -33,7 +33,7 @@ use crate::{
 pub struct Stop;
 
 enum Outcome {
-    Trained(JobRecord),
+    Trained(Box<JobRecord>),
     Stopped,
 }
 
@@ -120,7 +120,7 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
     match outcome {
         Outcome::Stopped => Ok(false),
         Outcome::Trained(record) => {
-            register(jobs, live, record, &manifest).await?;
+            register(jobs, live, *record, &manifest).await?;
             Ok(true)
         }
     }
@@ -223,7 +223,7 @@ fn train_epochs<B: AutodiffBackend>(
         })?;
         let _ = events.send(Event::Epoch(Box::new(report)));
     }
-    Ok(Outcome::Trained(record))
+    Ok(Outcome::Trained(Box::new(record)))
 }
 
 /// Deletes every checkpoint but the latest (to resume from) and the best (the model).
