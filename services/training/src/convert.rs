@@ -365,3 +365,89 @@ pub fn model_to_proto(record: &ModelRecord, history: bool) -> pb::Model {
         created_at: Some(timestamp(record.created_at)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> pb::TrainingConfig {
+        pb::TrainingConfig {
+            dataset_id: "ds-1".into(),
+            ..pb::TrainingConfig::default()
+        }
+    }
+
+    #[test]
+    fn defaults_fill_what_a_request_leaves_out_and_survive_a_round_trip() {
+        let spec = job_spec(request()).unwrap();
+        let t = &spec.training;
+        assert_eq!((t.depth, t.base_filters, t.batch_size), (5, 16, 30));
+        assert_eq!(t.normalization, Normalization::Instance);
+        assert_eq!(t.augmentation, Augmentation::default());
+        assert_eq!(spec.device, DeviceRequest::Auto);
+        assert_eq!(spec.name, "unet1-d5-b16");
+        let back = job_spec(config_to_proto(&spec, None)).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&spec).unwrap()
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cases: Vec<(pb::TrainingConfig, &str)> = vec![
+            (pb::TrainingConfig::default(), "dataset_id"),
+            (
+                pb::TrainingConfig {
+                    depth: 9,
+                    ..request()
+                },
+                "depth",
+            ),
+            (
+                pb::TrainingConfig {
+                    architecture: 7,
+                    ..request()
+                },
+                "architecture",
+            ),
+            (
+                pb::TrainingConfig {
+                    learning_rate: -1.0,
+                    ..request()
+                },
+                "learning_rate",
+            ),
+            (
+                pb::TrainingConfig {
+                    batch_size: 5000,
+                    ..request()
+                },
+                "batch_size",
+            ),
+            (
+                pb::TrainingConfig {
+                    class_weighting: pb::ClassWeighting::Manual as i32,
+                    class_weights: vec![0.0; NUM_CLASSES],
+                    ..request()
+                },
+                "class_weights",
+            ),
+            (
+                pb::TrainingConfig {
+                    augmentation: Some(pb::Augmentation {
+                        enabled: true,
+                        max_rotation_degrees: 90.0,
+                        ..pb::Augmentation::default()
+                    }),
+                    ..request()
+                },
+                "augmentation",
+            ),
+        ];
+        for (config, field) in cases {
+            let error = job_spec(config).unwrap_err().to_string();
+            assert!(error.contains(field), "{field}: {error}");
+        }
+    }
+}

@@ -62,3 +62,63 @@ pub fn inverse_sqrt_frequency(manifest: &Manifest) -> [f32; NUM_CLASSES] {
     let mean = filled.iter().sum::<f64>() / NUM_CLASSES as f64;
     std::array::from_fn(|c| (filled[c] / mean) as f32)
 }
+
+#[cfg(test)]
+mod tests {
+    use abdoseg_dataset::{
+        config::PreprocessConfig,
+        manifest::{CaseRecord, Fingerprint, SourceObject, SplitFractions},
+    };
+
+    use super::*;
+
+    fn case(split: Split, slices: Vec<[u64; NUM_CLASSES]>) -> CaseRecord {
+        let source = SourceObject {
+            key: String::new(),
+            etag: None,
+            size: 0,
+        };
+        CaseRecord {
+            case_id: "c".into(),
+            split,
+            shard_key: String::new(),
+            shard_sha256: String::new(),
+            shard_bytes: 0,
+            slices,
+            shape: [1, 1, 1],
+            spacing: [1.0; 3],
+            orientation: String::new(),
+            source_image: source.clone(),
+            source_label: source,
+            hu_histograms: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rarer_classes_weigh_more_and_only_the_training_split_counts() {
+        let manifest = Manifest {
+            dataset_id: "ds".into(),
+            format_version: 1,
+            abdoseg_version: String::new(),
+            source_prefix: String::new(),
+            layout: String::new(),
+            preprocessing: PreprocessConfig::default(),
+            seed: 0,
+            split: SplitFractions::default(),
+            cases: vec![
+                case(Split::Train, vec![[9000, 400, 100, 0, 25]]),
+                case(Split::Validation, vec![[0, 0, 0, 1_000_000, 0]]),
+            ],
+            failed: Vec::new(),
+            fingerprint: Fingerprint::default(),
+            created_at: 0,
+        };
+        let w = inverse_sqrt_frequency(&manifest);
+        assert!(w[0] < w[1] && w[1] < w[2] && w[2] < w[4], "{w:?}");
+        // Spleen is absent from training: it gets the largest weight present.
+        assert!((w[3] - w[4]).abs() < 1e-6, "{w:?}");
+        assert!((w.iter().sum::<f32>() / NUM_CLASSES as f32 - 1.0).abs() < 1e-5);
+        // Background vs pancreas: √(9000/25) = √360.
+        assert!((w[4] / w[0] - 360f32.sqrt()).abs() < 1e-3, "{w:?}");
+    }
+}
