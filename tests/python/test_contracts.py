@@ -88,6 +88,31 @@ def test_statuses_mean_something(channel, stubs):
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_training_refuses_bad_jobs_with_reasons(channel, stubs):
+    training = importlib.import_module("abdoseg.training.v1.training_pb2")
+    training_grpc = importlib.import_module("abdoseg.training.v1.training_pb2_grpc")
+    stub = training_grpc.TrainingServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as invalid:
+        stub.StartTraining(
+            training.StartTrainingRequest(
+                config=training.TrainingConfig(dataset_id="ds-x", depth=12)
+            ),
+            timeout=10,
+        )
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "depth" in invalid.value.details()
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.StartTraining(
+            training.StartTrainingRequest(config=training.TrainingConfig(dataset_id="ds-x")),
+            timeout=10,
+        )
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as no_model:
+        stub.GetModel(training.GetModelRequest(model_id="latest"), timeout=10)
+    assert no_model.value.code() == grpc.StatusCode.NOT_FOUND
+    assert list(stub.ListJobs(training.ListJobsRequest(), timeout=10).jobs) == []
+
+
 def test_sigterm_stops_the_server_cleanly(server, channel):
     """Runs last in this module: the session's server is stopped by it."""
     process = server["process"]
