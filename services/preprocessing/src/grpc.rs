@@ -6,10 +6,9 @@ use abdoseg_dataset::{config::Scheme, manifest::Manifest, prepare::volume_shard,
 use abdoseg_imaging::{
     intensity::{Intensity, Scheme as ImagingScheme, ZScore},
     nifti::read_ct,
-    orientation::axis_codes,
 };
 use abdoseg_protos::{
-    common::v1::{ObjectRef, VolumeGeometry},
+    common::v1::ObjectRef,
     preprocessing::v1::{
         CaseFailed, CaseFinished, DatasetLayout, DatasetReady, DatasetSummary, GetManifestRequest,
         GetManifestResponse, ListDatasetsRequest, ListDatasetsResponse, PrepareDatasetRequest,
@@ -39,14 +38,7 @@ fn key(field: &str, value: &str) -> Result<Key, Error> {
     Key::parse(value).map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))
 }
 
-pub(crate) fn geometry_to_proto(geometry: &abdoseg_imaging::Geometry) -> VolumeGeometry {
-    VolumeGeometry {
-        shape: geometry.shape().iter().map(|&v| v as u32).collect(),
-        spacing_mm: geometry.spacing().to_vec(),
-        affine: geometry.affine().iter().flatten().copied().collect(),
-        orientation: axis_codes(&geometry.affine()),
-    }
-}
+pub(crate) use abdoseg_dataset::proto::geometry_to_proto;
 
 impl PreprocessingService {
     async fn manifest(&self, id: &Id) -> Result<Manifest, Error> {

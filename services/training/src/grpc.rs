@@ -78,17 +78,6 @@ impl TrainingService {
         Ok((out, String::new()))
     }
 
-    async fn newest_model(&self) -> Result<ModelRecord, Error> {
-        let (mut models, _) = self
-            .page::<ModelRecord>(&ModelKeys::all(), |id| ModelKeys::new(id).record(), 1, "")
-            .await?;
-        models.pop().ok_or_else(|| {
-            Error::Storage(StorageError::NotFound {
-                key: "models/ (no model is registered yet)".into(),
-            })
-        })
-    }
-
     /// Checks a request against its dataset and queues it.
     async fn start(&self, config: pb::TrainingConfig) -> Result<JobRecord, Error> {
         let preprocessing = config.preprocessing;
@@ -352,15 +341,12 @@ impl Contract for TrainingService {
         request: Request<GetModelRequest>,
     ) -> Result<Response<GetModelResponse>, Status> {
         let model_id = request.into_inner().model_id;
-        let record = if model_id == "latest" {
-            self.newest_model().await?
-        } else {
-            let id = parse_id("model_id", &model_id)?;
-            self.storage
-                .get_json(&ModelKeys::new(&id).record())
-                .await
-                .map_err(Error::from)?
-        };
+        if model_id != "latest" {
+            parse_id("model_id", &model_id)?;
+        }
+        let record = abdoseg_registry::resolve(&self.storage, &model_id)
+            .await
+            .map_err(Error::from)?;
         Ok(Response::new(GetModelResponse {
             model: Some(model_to_proto(&record, true)),
         }))

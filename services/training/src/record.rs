@@ -1,14 +1,14 @@
-//! What the store keeps for a job (`jobs/{id}/job.json`) and a model
-//! (`models/{id}/model.json`). The runner is the only writer of a job's record after it
+//! What the store keeps for a job (`jobs/{id}/job.json`); the model records it registers
+//! are `abdoseg_registry`'s. The runner is the only writer of a job's record after it
 //! was created, so the record is never written by two hands.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use abdoseg_dataset::config::PreprocessConfig;
 use abdoseg_model::{
-    device::{Device, DeviceRequest},
-    train::{EpochReport, TrainingConfig, best_epoch},
+    device::Device,
+    train::{EpochReport, best_epoch},
 };
+pub use abdoseg_registry::{ClassWeighting, JobSpec, ModelRecord};
 use serde::{Deserialize, Serialize};
 
 /// Where a job stands.
@@ -30,27 +30,6 @@ impl JobState {
             JobState::Succeeded | JobState::Failed | JobState::Cancelled => true,
         }
     }
-}
-
-/// How the loss weighs classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClassWeighting {
-    None,
-    /// 1/√frequency of each class in the training split, scaled to average 1.
-    InverseSqrtFrequency,
-    /// The weights in the training config.
-    Manual,
-}
-
-/// Everything a caller chose for a job, defaults filled in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobSpec {
-    pub name: String,
-    pub dataset_id: String,
-    pub training: TrainingConfig,
-    pub class_weighting: ClassWeighting,
-    pub device: DeviceRequest,
 }
 
 /// A job and its progress.
@@ -101,26 +80,6 @@ impl JobRecord {
         self.state = state;
         self.updated_at = now();
     }
-}
-
-/// A registered model: what inference needs to reproduce training exactly, and where
-/// it came from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelRecord {
-    pub model_id: String,
-    pub name: String,
-    pub job_id: String,
-    pub spec: JobSpec,
-    /// The dataset's preprocessing, input size included.
-    pub preprocessing: PreprocessConfig,
-    pub history: Vec<EpochReport>,
-    pub best_epoch: usize,
-    pub dataset_id: String,
-    pub abdoseg_version: String,
-    pub weights_key: String,
-    pub weights_bytes: u64,
-    pub parameter_count: u64,
-    pub created_at: u64,
 }
 
 /// Seconds since the Unix epoch.

@@ -273,6 +273,7 @@ async fn register(
         job_id: record.job_id.clone(),
         spec: record.spec.clone(),
         preprocessing: manifest.preprocessing.clone(),
+        zscore_statistics: manifest.fingerprint.zscore,
         history: record.history.clone(),
         best_epoch: best,
         dataset_id: manifest.dataset_id.clone(),

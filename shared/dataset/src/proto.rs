@@ -1,9 +1,13 @@
 //! Conversions between the contract's preprocessing message and [`PreprocessConfig`],
 //! shared by every service that records or reproduces preprocessing.
 
-use abdoseg_imaging::intensity::{Clahe, DEFAULT_HE_THRESHOLD};
+use abdoseg_imaging::{
+    Geometry,
+    intensity::{Clahe, DEFAULT_HE_THRESHOLD},
+    orientation::axis_codes,
+};
 use abdoseg_protos::common::v1::{
-    self as common, ClaheParameters, HeParameters, HuWindow, IntensityScheme,
+    self as common, ClaheParameters, HeParameters, HuWindow, IntensityScheme, VolumeGeometry,
 };
 
 use crate::config::{PreprocessConfig, Scheme};
@@ -95,5 +99,15 @@ pub fn preprocessing_to_proto(config: &PreprocessConfig) -> common::Preprocessin
         slice_width: config.slice_width as u32,
         slice_height: config.slice_height as u32,
         target_spacing_mm: 0.0,
+    }
+}
+
+/// A volume's grid as the contract states it.
+pub fn geometry_to_proto(geometry: &Geometry) -> VolumeGeometry {
+    VolumeGeometry {
+        shape: geometry.shape().iter().map(|&v| v as u32).collect(),
+        spacing_mm: geometry.spacing().to_vec(),
+        affine: geometry.affine().iter().flatten().copied().collect(),
+        orientation: axis_codes(&geometry.affine()),
     }
 }
