@@ -7,6 +7,7 @@ mod health;
 mod limits;
 mod prepare;
 mod resume;
+mod segment;
 mod shutdown;
 mod telemetry;
 mod training;

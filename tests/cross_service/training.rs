@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// Five phantoms prepared at 32×32: a dataset that trains in seconds.
-async fn small_dataset(harness: &Harness) -> String {
+pub async fn small_dataset(harness: &Harness) -> String {
     put_phantoms(&harness.storage, "train", 5, 3).await;
     let mut client = PreprocessingServiceClient::new(harness.channel.clone());
     let events = prepare(&mut client, request("raw/train", 32))
@@ -38,7 +38,7 @@ async fn small_dataset(harness: &Harness) -> String {
     last.dataset_id.clone()
 }
 
-fn config(dataset_id: &str, epochs: u32) -> TrainingConfig {
+pub fn config(dataset_id: &str, epochs: u32) -> TrainingConfig {
     TrainingConfig {
         dataset_id: dataset_id.into(),
         depth: 4,
@@ -55,7 +55,7 @@ fn config(dataset_id: &str, epochs: u32) -> TrainingConfig {
     }
 }
 
-async fn start(client: &mut TrainingServiceClient<Channel>, config: TrainingConfig) -> Job {
+pub async fn start(client: &mut TrainingServiceClient<Channel>, config: TrainingConfig) -> Job {
     client
         .start_training(StartTrainingRequest {
             config: Some(config),
@@ -79,7 +79,7 @@ async fn get(client: &mut TrainingServiceClient<Channel>, job_id: &str) -> Job {
         .unwrap()
 }
 
-async fn wait_for_state(client: &mut TrainingServiceClient<Channel>, job_id: &str) -> Job {
+pub async fn wait_for_state(client: &mut TrainingServiceClient<Channel>, job_id: &str) -> Job {
     for _ in 0..600 {
         let job = get(client, job_id).await;
         if ![JobState::Queued as i32, JobState::Running as i32].contains(&job.state) {

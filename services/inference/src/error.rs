@@ -13,6 +13,17 @@ pub enum Error {
     /// The store failed or lacks an object.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Too many segmentations running and queued; retry later.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The caller went away or its deadline passed: the work stopped.
+    #[error("the segmentation was cancelled")]
+    Cancelled,
+    #[error("the deadline passed before the segmentation finished")]
+    DeadlineExceeded,
+    /// A fault of ours.
+    #[error("{0}")]
+    Internal(String),
     /// The RPC is in the contract but its capability has not shipped yet.
     #[error("{rpc} is not available yet: {detail}")]
     NotYetAvailable {
@@ -26,6 +37,10 @@ impl From<Error> for Status {
         match error {
             Error::InvalidArgument(message) => Status::invalid_argument(message),
             Error::Storage(error) => storage_status(&error),
+            Error::ResourceExhausted(message) => Status::resource_exhausted(message),
+            Error::Cancelled => Status::cancelled(error.to_string()),
+            Error::DeadlineExceeded => Status::deadline_exceeded(error.to_string()),
+            Error::Internal(message) => Status::internal(message),
             Error::NotYetAvailable { .. } => Status::unimplemented(error.to_string()),
         }
     }

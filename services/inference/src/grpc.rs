@@ -2,21 +2,24 @@
 
 use std::pin::Pin;
 
+use std::sync::atomic::Ordering;
+
+use abdoseg_protos::common::v1::Device;
 use abdoseg_protos::inference::v1::{
     GetModelStatusRequest, GetModelStatusResponse, LoadModelRequest, LoadModelResponse,
-    SegmentRequest, SegmentResponse, SegmentStreamRequest, SegmentStreamResponse,
+    LoadedModel, SegmentRequest, SegmentResponse, SegmentStreamRequest, SegmentStreamResponse,
     inference_service_server::InferenceService as Contract, segment_stream_request,
 };
-use abdoseg_storage::{Id, Key, StorageError, keys::ModelKeys};
+use abdoseg_storage::{Id, StorageError, keys::ModelKeys};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{Error, InferenceService};
+use crate::{Error, InferenceService, cache::WarmModel, segment::deadline};
 
 type ChunkStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Segmentation ships with the inference issue (#6), on top of trained models (#5).
-const PENDING: &str = "segmentation ships with the trained models and the inference pipeline";
+/// Streaming segmentation is the next step of the inference issue (#6).
+const PENDING: &str = "streamed uploads ship after Segment on volumes in the store";
 
 fn not_yet(rpc: &'static str) -> Status {
     Error::NotYetAvailable {
@@ -27,6 +30,17 @@ fn not_yet(rpc: &'static str) -> Status {
 }
 
 impl InferenceService {
+    fn loaded(&self, model: &WarmModel) -> LoadedModel {
+        LoadedModel {
+            model_id: model.record.model_id.clone(),
+            device: Device::Cpu as i32,
+            memory_bytes: model.memory_bytes,
+            batch_size: self.limits.batch_size as u32,
+            loaded_at: Some(prost_types::Timestamp::from(model.loaded_at)),
+            requests_served: model.served.load(Ordering::Relaxed),
+        }
+    }
+
     /// Checks a model reference: "latest" (or empty), or the id of a registered model.
     async fn check_model(&self, model_id: &str) -> Result<(), Error> {
         if model_id.is_empty() || model_id == "latest" {
@@ -53,13 +67,11 @@ impl Contract for InferenceService {
         &self,
         request: Request<SegmentRequest>,
     ) -> Result<Response<SegmentResponse>, Status> {
-        let request = request.into_inner();
-        let volume = request
-            .volume
-            .ok_or_else(|| Error::InvalidArgument("volume is required".into()))?;
-        Key::parse(&volume.key).map_err(|e| Error::InvalidArgument(format!("volume: {e}")))?;
-        self.check_model(&request.model_id).await?;
-        Err(not_yet("Segment"))
+        let deadline = deadline(request.metadata());
+        let response = self
+            .segment_in_store(request.into_inner(), deadline)
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn segment_stream(
@@ -87,14 +99,28 @@ impl Contract for InferenceService {
         &self,
         request: Request<LoadModelRequest>,
     ) -> Result<Response<LoadModelResponse>, Status> {
-        self.check_model(&request.into_inner().model_id).await?;
-        Err(not_yet("LoadModel"))
+        let model = self
+            .cache
+            .get(&self.storage, &request.into_inner().model_id)
+            .await?;
+        Ok(Response::new(LoadModelResponse {
+            model: Some(self.loaded(&model)),
+        }))
     }
 
     async fn get_model_status(
         &self,
         _request: Request<GetModelStatusRequest>,
     ) -> Result<Response<GetModelStatusResponse>, Status> {
-        Err(not_yet("GetModelStatus"))
+        let pending = self.pending.load(Ordering::SeqCst) as u32;
+        Ok(Response::new(GetModelStatusResponse {
+            models: self.cache.models().iter().map(|m| self.loaded(m)).collect(),
+            device: Device::Cpu as i32,
+            default_model_id: String::new(),
+            ready: true,
+            queue_depth: pending.saturating_sub(self.limits.concurrency as u32),
+            queue_capacity: self.limits.queue_capacity as u32,
+            cache_capacity_bytes: self.cache.capacity_bytes(),
+        }))
     }
 }

@@ -1,24 +1,82 @@
 //! The inference service: whole CT volumes in, label maps with the input's exact
-//! geometry out, from warm models on CPU or GPU.
+//! geometry out, from warm models.
+//!
+//! - [`cache`]: warm models in an LRU cache bounded by memory.
+//! - [`pipeline`]: volume → label map (the model's preprocessing, batches, argmax, back
+//!   to the input's grid); [`postprocess`]: largest components and organ figures.
+//! - [`segment`]: one Segment call with admission, deadline and cancellation.
 
+mod cache;
 mod error;
 mod grpc;
+mod pipeline;
+mod postprocess;
+mod segment;
+
+use std::sync::{Arc, atomic::AtomicUsize};
 
 use abdoseg_protos::inference::v1::inference_service_server::InferenceServiceServer;
 use abdoseg_server::ServiceRegistration;
 use abdoseg_storage::Storage;
+use tokio::sync::Semaphore;
 
 pub use error::Error;
 
-/// The service's state: the store that holds volumes, models and predictions.
+use cache::ModelCache;
+
+/// Bounds on the work the service takes on.
+#[derive(Debug, Clone, Copy)]
+pub struct InferenceLimits {
+    /// Segmentations that run at once (each uses every core).
+    pub concurrency: usize,
+    /// Segmentations that may wait beyond those; more get RESOURCE_EXHAUSTED.
+    pub queue_capacity: usize,
+    /// Slices per forward pass.
+    pub batch_size: usize,
+    /// Largest input file read from the store, in bytes.
+    pub max_input_bytes: u64,
+    /// Largest decompressed voxel data a volume may declare, in bytes.
+    pub max_voxel_bytes: u64,
+    /// Memory the warm models' weights may take, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for InferenceLimits {
+    fn default() -> Self {
+        Self {
+            concurrency: 1,
+            queue_capacity: 8,
+            batch_size: 16,
+            max_input_bytes: 1 << 30,
+            max_voxel_bytes: 2 << 30,
+            cache_bytes: 2 << 30,
+        }
+    }
+}
+
+/// The service's state: the store, the warm models and the admission counters.
 #[derive(Debug, Clone)]
 pub struct InferenceService {
     storage: Storage,
+    cache: Arc<ModelCache>,
+    limits: InferenceLimits,
+    slots: Arc<Semaphore>,
+    pending: Arc<AtomicUsize>,
 }
 
 impl InferenceService {
     pub fn new(storage: Storage) -> Self {
-        Self { storage }
+        Self::with_limits(storage, InferenceLimits::default())
+    }
+
+    pub fn with_limits(storage: Storage, limits: InferenceLimits) -> Self {
+        Self {
+            storage,
+            cache: Arc::new(ModelCache::new(limits.cache_bytes)),
+            slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            pending: Arc::new(AtomicUsize::new(0)),
+            limits,
+        }
     }
 
     /// The tonic server with its message limits, ready for a host.

@@ -1,0 +1,127 @@
+//! Warm models: loaded once from the registry, kept in an LRU cache bounded by the memory
+//! their weights take, shared by every request that uses them.
+
+use std::{
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::SystemTime,
+};
+
+use abdoseg_imaging::intensity::Intensity;
+use abdoseg_model::{UNet, device::CpuBackend, weights};
+use abdoseg_registry::ModelRecord;
+use abdoseg_storage::{Id, Key, Storage};
+use burn::module::Module;
+
+use crate::Error;
+
+/// A loaded model with what it needs to reproduce training's preprocessing.
+#[derive(Debug)]
+pub struct WarmModel {
+    pub record: ModelRecord,
+    pub net: UNet<CpuBackend>,
+    pub intensity: Intensity,
+    /// Parameters × 4 bytes: what the weights take in memory.
+    pub memory_bytes: u64,
+    pub loaded_at: SystemTime,
+    pub served: AtomicU64,
+}
+
+/// The cache; the most recently used model is last.
+#[derive(Debug)]
+pub struct ModelCache {
+    capacity_bytes: u64,
+    entries: Mutex<Vec<Arc<WarmModel>>>,
+}
+
+impl ModelCache {
+    pub fn new(capacity_bytes: u64) -> Self {
+        Self {
+            capacity_bytes,
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn capacity_bytes(&self) -> u64 {
+        self.capacity_bytes
+    }
+
+    /// The warm models, least recently used first.
+    pub fn models(&self) -> Vec<Arc<WarmModel>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn touch(&self, model_id: &str) -> Option<Arc<WarmModel>> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let position = entries.iter().position(|m| m.record.model_id == model_id)?;
+        let model = entries.remove(position);
+        entries.push(Arc::clone(&model));
+        Some(model)
+    }
+
+    /// The model (an id or `latest`), loading it when it is not warm. Loading evicts the
+    /// least recently used models until the new one fits (it stays even when it alone
+    /// exceeds the capacity: refusing every request would help nobody).
+    pub async fn get(&self, storage: &Storage, model_id: &str) -> Result<Arc<WarmModel>, Error> {
+        if !model_id.is_empty() && model_id != "latest" {
+            Id::parse(model_id).map_err(|e| Error::InvalidArgument(format!("model_id: {e}")))?;
+            if let Some(model) = self.touch(model_id) {
+                return Ok(model);
+            }
+        }
+        let record = abdoseg_registry::resolve(storage, model_id).await?;
+        if let Some(model) = self.touch(&record.model_id) {
+            return Ok(model);
+        }
+        let bytes = storage.get(&Key::parse(&record.weights_key)?).await?;
+        let model = tokio::task::spawn_blocking(move || load(record, &bytes))
+            .await
+            .map_err(|e| Error::Internal(format!("loading the model panicked: {e}")))??;
+        let model = Arc::new(model);
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = entries
+            .iter()
+            .find(|m| m.record.model_id == model.record.model_id)
+        {
+            return Ok(Arc::clone(existing)); // Loaded by a concurrent request meanwhile.
+        }
+        let mut used: u64 = entries.iter().map(|m| m.memory_bytes).sum();
+        while !entries.is_empty() && used + model.memory_bytes > self.capacity_bytes {
+            let evicted = entries.remove(0);
+            used -= evicted.memory_bytes;
+            tracing::info!(model = %evicted.record.model_id, "evicted from the warm cache");
+        }
+        entries.push(Arc::clone(&model));
+        tracing::info!(model = %model.record.model_id, bytes = model.memory_bytes, "model loaded");
+        Ok(model)
+    }
+}
+
+fn load(record: ModelRecord, bytes: &[u8]) -> Result<WarmModel, Error> {
+    let intensity = record
+        .intensity()
+        .map_err(|e| Error::Internal(format!("model {}: {e}", record.model_id)))?;
+    let device = Default::default();
+    let net = record.spec.training.model().init::<CpuBackend>(&device);
+    let net = weights::decode(net, bytes, &device)
+        .map_err(|e| Error::Internal(format!("model {}: {e}", record.model_id)))?;
+    Ok(WarmModel {
+        memory_bytes: net.num_params() as u64 * 4,
+        record,
+        net,
+        intensity,
+        loaded_at: SystemTime::now(),
+        served: AtomicU64::new(0),
+    })
+}
+
+impl WarmModel {
+    pub fn served(&self) {
+        self.served.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,205 @@
+//! One Segment call: admission (a bounded queue), the warm model, the volume from the
+//! store, the pipeline on a blocking thread, the label map back to the store.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use abdoseg_dataset::{proto::geometry_to_proto, sha256_hex};
+use abdoseg_imaging::nifti::{ReadLimits, read_ct, write_labels};
+use abdoseg_protos::{
+    common::v1::{BoundingBox, Device, ObjectRef, Organ, OrganStatistics},
+    inference::v1::{SegmentRequest, SegmentResponse, SegmentationSummary, StageTimings},
+};
+use abdoseg_storage::{Id, Key, keys::prediction};
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Error, InferenceService,
+    pipeline::{Options, segment},
+    postprocess::organ_figures,
+};
+
+/// A place among the segmentations running or waiting; freed on drop.
+#[derive(Debug)]
+pub struct Admission(Arc<AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn duration(d: Duration) -> Option<prost_types::Duration> {
+    prost_types::Duration::try_from(d).ok()
+}
+
+impl InferenceService {
+    /// Takes a place in the queue, or says RESOURCE_EXHAUSTED when it is full.
+    pub fn admit(&self) -> Result<Admission, Error> {
+        let limit = self.limits.concurrency + self.limits.queue_capacity;
+        let before = self.pending.fetch_add(1, Ordering::SeqCst);
+        let admission = Admission(Arc::clone(&self.pending));
+        if before >= limit {
+            return Err(Error::ResourceExhausted(format!(
+                "{limit} segmentations are running or queued; retry later"
+            )));
+        }
+        Ok(admission)
+    }
+
+    /// Segments a volume in the store; `deadline` from the caller's grpc-timeout.
+    pub async fn segment_in_store(
+        &self,
+        request: SegmentRequest,
+        deadline: Option<Instant>,
+    ) -> Result<SegmentResponse, Error> {
+        let volume = request
+            .volume
+            .ok_or_else(|| Error::InvalidArgument("volume is required".into()))?;
+        let key =
+            Key::parse(&volume.key).map_err(|e| Error::InvalidArgument(format!("volume: {e}")))?;
+        let output = (!request.output_key.is_empty())
+            .then(|| Key::parse(&request.output_key))
+            .transpose()
+            .map_err(|e| Error::InvalidArgument(format!("output_key: {e}")))?;
+        let options = request.options.unwrap_or_default();
+        let options = Options {
+            batch_size: match options.batch_size {
+                0 => self.limits.batch_size,
+                n => (n as usize).min(256),
+            },
+            keep_largest_components: options.keep_largest_components.unwrap_or(true),
+        };
+        let _admission = self.admit()?;
+        let queued = Instant::now();
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("the service is stopping".into()))?;
+        let queued = queued.elapsed();
+        let model = self.cache.get(&self.storage, &request.model_id).await?;
+
+        let started = Instant::now();
+        let bytes = self
+            .storage
+            .get_bounded(&key, self.limits.max_input_bytes)
+            .await?;
+        let input_sha256 = sha256_hex(&bytes);
+        let gzip = output.as_ref().is_none_or(|k| k.as_str().ends_with(".gz"));
+        let read = started.elapsed();
+
+        // Stops the blocking work when this call is dropped (the caller went away).
+        let token = CancellationToken::new();
+        let _stop_on_drop = token.clone().drop_guard();
+        let limits = ReadLimits {
+            max_bytes: self.limits.max_voxel_bytes,
+            ..ReadLimits::default()
+        };
+        let worker = Arc::clone(&model);
+        let (segmentation, ct, encoded, write_started) = tokio::task::spawn_blocking(move || {
+            let ct = read_ct(&bytes, &limits)
+                .map_err(|e| Error::InvalidArgument(format!("the volume cannot be read: {e}")))?;
+            drop(bytes);
+            let cancelled = || token.is_cancelled() || deadline.is_some_and(|d| Instant::now() > d);
+            let segmentation = segment(
+                &worker.net,
+                &Default::default(),
+                &worker.intensity,
+                &worker.record.preprocessing,
+                &ct,
+                options,
+                &cancelled,
+            )
+            .map_err(|e| {
+                let late = deadline.is_some_and(|d| Instant::now() > d);
+                if late && matches!(e, Error::Cancelled) {
+                    Error::DeadlineExceeded
+                } else {
+                    e
+                }
+            })?;
+            let write_started = Instant::now();
+            let encoded = write_labels(&segmentation.labels, gzip)
+                .map_err(|e| Error::Internal(format!("cannot encode the label map: {e}")))?;
+            Ok::<_, Error>((segmentation, ct, encoded, write_started))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("segmentation crashed: {e}")))??;
+
+        let output_sha256 = sha256_hex(&encoded);
+        let output = match output {
+            Some(key) => key,
+            None => prediction(&Id::parse(&format!(
+                "{}-{}",
+                &input_sha256[..16],
+                model.record.model_id
+            ))?),
+        };
+        let info = self.storage.put(&output, Bytes::from(encoded)).await?;
+        let write = write_started.elapsed();
+        model.served();
+
+        let voxel_ml = ct.geometry.voxel_volume_ml();
+        let organs = organ_figures(&segmentation.labels.data, &ct.data)
+            .into_iter()
+            .map(|f| OrganStatistics {
+                organ: Organ::try_from(i32::from(f.class) + 1).unwrap_or(Organ::Unspecified) as i32,
+                voxel_count: f.voxels,
+                volume_ml: f.voxels as f64 * voxel_ml,
+                mean_hu: f.mean_hu,
+                bounding_box: f.bounds.map(|(min, max)| BoundingBox {
+                    min: min.iter().map(|&v| v as u32).collect(),
+                    max: max.iter().map(|&v| v as u32).collect(),
+                }),
+            })
+            .collect();
+        Ok(SegmentResponse {
+            label_map: Some(ObjectRef {
+                key: output.to_string(),
+                etag: info.etag.unwrap_or_default(),
+                size_bytes: info.size,
+            }),
+            summary: Some(SegmentationSummary {
+                model_id: model.record.model_id.clone(),
+                model_version: model.record.abdoseg_version.clone(),
+                organs,
+                timings: Some(StageTimings {
+                    read: duration(read),
+                    preprocess: duration(segmentation.preprocess),
+                    inference: duration(segmentation.inference),
+                    postprocess: duration(segmentation.postprocess),
+                    write: duration(write),
+                    queued: duration(queued),
+                }),
+                input_sha256,
+                output_sha256,
+                geometry: Some(geometry_to_proto(&ct.geometry)),
+                device: Device::Cpu as i32,
+            }),
+        })
+    }
+}
+
+/// The caller's deadline from its `grpc-timeout` header ("<digits><unit>").
+pub fn deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    };
+    Instant::now().checked_add(timeout)
+}
