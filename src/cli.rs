@@ -4,6 +4,7 @@ mod dataset;
 mod health;
 mod phantom;
 mod preprocess;
+mod segment;
 mod serve;
 mod train;
 
@@ -37,6 +38,8 @@ enum Command {
     Models(train::ModelsArgs),
     /// List training jobs, or cancel one.
     Jobs(train::JobsArgs),
+    /// Segment a CT volume file into a label map file with the input's exact geometry.
+    Segment(segment::SegmentArgs),
 }
 
 /// A channel to a running server.
@@ -72,6 +75,7 @@ pub fn run() -> ExitCode {
             Command::Train(args) => train::run(args).await,
             Command::Models(args) => train::models(args).await,
             Command::Jobs(args) => train::jobs(args).await,
+            Command::Segment(args) => segment::run(args).await,
         }
     });
     match result {

@@ -154,6 +154,36 @@ async fn segment_writes_label_maps_on_the_input_grid() {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 
+    // The same through SegmentStream, from the real binary's `abdoseg segment`.
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("labels.nii.gz");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_abdoseg"))
+        .args([
+            "segment",
+            "--url",
+            &harness.stack.url(),
+            "--model",
+            &job.model_id,
+        ])
+        .arg(real_case_dir().join("images/Case_00001_0000.nii.gz"))
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("pancreas"));
+    let streamed = read_labels(&std::fs::read(&output).unwrap(), &ReadLimits::default()).unwrap();
+    let real = read_ct(
+        &std::fs::read(real_case_dir().join("images/Case_00001_0000.nii.gz")).unwrap(),
+        &ReadLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(streamed.geometry.affine(), real.geometry.affine());
+    assert_eq!(streamed.data.dim(), real.data.dim());
+
     let loaded = client
         .load_model(LoadModelRequest {
             model_id: job.model_id.clone(),
@@ -170,7 +200,7 @@ async fn segment_writes_label_maps_on_the_input_grid() {
         .unwrap()
         .into_inner();
     assert_eq!(status.models.len(), 1);
-    assert_eq!(status.models[0].requests_served, 3);
+    assert_eq!(status.models[0].requests_served, 4);
     assert_eq!(status.queue_depth, 0);
     harness.stack.stop().await.unwrap();
 }

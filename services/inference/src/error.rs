@@ -24,12 +24,6 @@ pub enum Error {
     /// A fault of ours.
     #[error("{0}")]
     Internal(String),
-    /// The RPC is in the contract but its capability has not shipped yet.
-    #[error("{rpc} is not available yet: {detail}")]
-    NotYetAvailable {
-        rpc: &'static str,
-        detail: &'static str,
-    },
 }
 
 impl From<Error> for Status {
@@ -41,7 +35,6 @@ impl From<Error> for Status {
             Error::Cancelled => Status::cancelled(error.to_string()),
             Error::DeadlineExceeded => Status::deadline_exceeded(error.to_string()),
             Error::Internal(message) => Status::internal(message),
-            Error::NotYetAvailable { .. } => Status::unimplemented(error.to_string()),
         }
     }
 }

@@ -14,20 +14,9 @@ use abdoseg_storage::{Id, StorageError, keys::ModelKeys};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{Error, InferenceService, cache::WarmModel, segment::deadline};
+use crate::{Error, InferenceService, cache::WarmModel, segment::deadline, stream::into_stream};
 
 type ChunkStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// Streaming segmentation is the next step of the inference issue (#6).
-const PENDING: &str = "streamed uploads ship after Segment on volumes in the store";
-
-fn not_yet(rpc: &'static str) -> Status {
-    Error::NotYetAvailable {
-        rpc,
-        detail: PENDING,
-    }
-    .into()
-}
 
 impl InferenceService {
     fn loaded(&self, model: &WarmModel) -> LoadedModel {
@@ -78,6 +67,7 @@ impl Contract for InferenceService {
         &self,
         request: Request<Streaming<SegmentStreamRequest>>,
     ) -> Result<Response<Self::SegmentStreamStream>, Status> {
+        let deadline = deadline(request.metadata());
         let mut upload = request.into_inner();
         let start = match upload.next().await.transpose()? {
             Some(SegmentStreamRequest {
@@ -92,7 +82,8 @@ impl Contract for InferenceService {
             None => return Err(Error::InvalidArgument("the upload was empty".into()).into()),
         };
         self.check_model(&start.model_id).await?;
-        Err(not_yet("SegmentStream"))
+        let messages = self.segment_upload(start, upload, deadline).await?;
+        Ok(Response::new(Box::pin(into_stream(messages))))
     }
 
     async fn load_model(

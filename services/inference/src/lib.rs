@@ -4,7 +4,8 @@
 //! - [`cache`]: warm models in an LRU cache bounded by memory.
 //! - [`pipeline`]: volume → label map (the model's preprocessing, batches, argmax, back
 //!   to the input's grid); [`postprocess`]: largest components and organ figures.
-//! - [`segment`]: one Segment call with admission, deadline and cancellation.
+//! - [`segment`]: one Segment call with admission, deadline and cancellation;
+//!   [`stream`]: the same for volumes uploaded in chunks.
 
 mod cache;
 mod error;
@@ -12,6 +13,7 @@ mod grpc;
 mod pipeline;
 mod postprocess;
 mod segment;
+mod stream;
 
 use std::sync::{Arc, atomic::AtomicUsize};
 

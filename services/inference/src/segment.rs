@@ -13,7 +13,9 @@ use abdoseg_dataset::{proto::geometry_to_proto, sha256_hex};
 use abdoseg_imaging::nifti::{ReadLimits, read_ct, write_labels};
 use abdoseg_protos::{
     common::v1::{BoundingBox, Device, ObjectRef, Organ, OrganStatistics},
-    inference::v1::{SegmentRequest, SegmentResponse, SegmentationSummary, StageTimings},
+    inference::v1::{
+        SegmentOptions, SegmentRequest, SegmentResponse, SegmentationSummary, StageTimings,
+    },
 };
 use abdoseg_storage::{Id, Key, keys::prediction};
 use bytes::Bytes;
@@ -53,7 +55,19 @@ impl InferenceService {
         Ok(admission)
     }
 
-    /// Segments a volume in the store; `deadline` from the caller's grpc-timeout.
+    /// The request's options with the service's defaults.
+    pub fn options(&self, options: Option<SegmentOptions>) -> Options {
+        let options = options.unwrap_or_default();
+        Options {
+            batch_size: match options.batch_size {
+                0 => self.limits.batch_size,
+                n => (n as usize).min(256),
+            },
+            keep_largest_components: options.keep_largest_components.unwrap_or(true),
+        }
+    }
+
+    /// Segments a volume in the store and writes the label map to the store.
     pub async fn segment_in_store(
         &self,
         request: SegmentRequest,
@@ -68,15 +82,60 @@ impl InferenceService {
             .then(|| Key::parse(&request.output_key))
             .transpose()
             .map_err(|e| Error::InvalidArgument(format!("output_key: {e}")))?;
-        let options = request.options.unwrap_or_default();
-        let options = Options {
-            batch_size: match options.batch_size {
-                0 => self.limits.batch_size,
-                n => (n as usize).min(256),
-            },
-            keep_largest_components: options.keep_largest_components.unwrap_or(true),
+        let options = self.options(request.options);
+        let admission = self.admit()?;
+        let started = Instant::now();
+        let bytes = self
+            .storage
+            .get_bounded(&key, self.limits.max_input_bytes)
+            .await?;
+        let read = started.elapsed();
+        let gzip = output.as_ref().is_none_or(|k| k.as_str().ends_with(".gz"));
+        let mut done = self
+            .run(admission, bytes, &request.model_id, options, gzip, deadline)
+            .await?;
+        let started = Instant::now();
+        let output = match output {
+            Some(key) => key,
+            None => prediction(&Id::parse(&format!(
+                "{}-{}",
+                &done.summary.input_sha256[..16],
+                done.summary.model_id
+            ))?),
         };
-        let _admission = self.admit()?;
+        let info = self.storage.put(&output, Bytes::from(done.encoded)).await?;
+        if let Some(timings) = done.summary.timings.as_mut() {
+            timings.read = duration(read);
+            timings.write = duration(
+                started.elapsed()
+                    + timings
+                        .write
+                        .and_then(|d| Duration::try_from(d).ok())
+                        .unwrap_or_default(),
+            );
+        }
+        Ok(SegmentResponse {
+            label_map: Some(ObjectRef {
+                key: output.to_string(),
+                etag: info.etag.unwrap_or_default(),
+                size_bytes: info.size,
+            }),
+            summary: Some(done.summary),
+        })
+    }
+
+    /// The core of both RPCs: a place in the queue, the warm model, the pipeline on a
+    /// blocking thread (stopped when the caller goes away or its deadline passes), the
+    /// encoded label map and its summary.
+    pub async fn run(
+        &self,
+        _admission: Admission,
+        bytes: Bytes,
+        model_id: &str,
+        options: Options,
+        gzip: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Done, Error> {
         let queued = Instant::now();
         let _slot = self
             .slots
@@ -84,16 +143,8 @@ impl InferenceService {
             .await
             .map_err(|_| Error::Internal("the service is stopping".into()))?;
         let queued = queued.elapsed();
-        let model = self.cache.get(&self.storage, &request.model_id).await?;
-
-        let started = Instant::now();
-        let bytes = self
-            .storage
-            .get_bounded(&key, self.limits.max_input_bytes)
-            .await?;
+        let model = self.cache.get(&self.storage, model_id).await?;
         let input_sha256 = sha256_hex(&bytes);
-        let gzip = output.as_ref().is_none_or(|k| k.as_str().ends_with(".gz"));
-        let read = started.elapsed();
 
         // Stops the blocking work when this call is dropped (the caller went away).
         let token = CancellationToken::new();
@@ -103,7 +154,7 @@ impl InferenceService {
             ..ReadLimits::default()
         };
         let worker = Arc::clone(&model);
-        let (segmentation, ct, encoded, write_started) = tokio::task::spawn_blocking(move || {
+        let (segmentation, ct, encoded, write) = tokio::task::spawn_blocking(move || {
             let ct = read_ct(&bytes, &limits)
                 .map_err(|e| Error::InvalidArgument(format!("the volume cannot be read: {e}")))?;
             drop(bytes);
@@ -125,25 +176,13 @@ impl InferenceService {
                     e
                 }
             })?;
-            let write_started = Instant::now();
+            let started = Instant::now();
             let encoded = write_labels(&segmentation.labels, gzip)
                 .map_err(|e| Error::Internal(format!("cannot encode the label map: {e}")))?;
-            Ok::<_, Error>((segmentation, ct, encoded, write_started))
+            Ok::<_, Error>((segmentation, ct, encoded, started.elapsed()))
         })
         .await
         .map_err(|e| Error::Internal(format!("segmentation crashed: {e}")))??;
-
-        let output_sha256 = sha256_hex(&encoded);
-        let output = match output {
-            Some(key) => key,
-            None => prediction(&Id::parse(&format!(
-                "{}-{}",
-                &input_sha256[..16],
-                model.record.model_id
-            ))?),
-        };
-        let info = self.storage.put(&output, Bytes::from(encoded)).await?;
-        let write = write_started.elapsed();
         model.served();
 
         let voxel_ml = ct.geometry.voxel_volume_ml();
@@ -160,31 +199,34 @@ impl InferenceService {
                 }),
             })
             .collect();
-        Ok(SegmentResponse {
-            label_map: Some(ObjectRef {
-                key: output.to_string(),
-                etag: info.etag.unwrap_or_default(),
-                size_bytes: info.size,
-            }),
-            summary: Some(SegmentationSummary {
+        Ok(Done {
+            summary: SegmentationSummary {
                 model_id: model.record.model_id.clone(),
                 model_version: model.record.abdoseg_version.clone(),
                 organs,
                 timings: Some(StageTimings {
-                    read: duration(read),
+                    read: None,
                     preprocess: duration(segmentation.preprocess),
                     inference: duration(segmentation.inference),
                     postprocess: duration(segmentation.postprocess),
                     write: duration(write),
                     queued: duration(queued),
                 }),
+                output_sha256: sha256_hex(&encoded),
                 input_sha256,
-                output_sha256,
                 geometry: Some(geometry_to_proto(&ct.geometry)),
                 device: Device::Cpu as i32,
-            }),
+            },
+            encoded,
         })
     }
+}
+
+/// A finished segmentation: the encoded label map and its summary.
+#[derive(Debug)]
+pub struct Done {
+    pub encoded: Vec<u8>,
+    pub summary: SegmentationSummary,
 }
 
 /// The caller's deadline from its `grpc-timeout` header ("<digits><unit>").
