@@ -3,10 +3,10 @@
 
 use std::net::SocketAddr;
 
-use abdoseg_inference::InferenceService;
+use abdoseg_inference::{InferenceLimits, InferenceService};
 use abdoseg_metrics::{MetricsService, inference_client};
 use abdoseg_preprocessing::PreprocessingService;
-use abdoseg_server::{HostOptions, Lifecycle, ServiceRegistration, config::PeerArgs};
+use abdoseg_server::{Health, HostOptions, Lifecycle, ServiceRegistration, config::PeerArgs};
 use abdoseg_storage::Storage;
 use abdoseg_training::TrainingService;
 use anyhow::Context;
@@ -52,6 +52,66 @@ pub struct StackConfig {
     pub preprocess_workers: usize,
     /// Training jobs that run at once.
     pub training_jobs: usize,
+    /// The inference service's bounds.
+    pub inference: InferenceLimits,
+    /// A model the inference service loads at start (NOT_SERVING until it has).
+    pub default_model: Option<String>,
+}
+
+/// The services of a stack, and the inference service when it must warm a model first.
+#[derive(Debug)]
+pub struct Registrations {
+    pub services: Vec<ServiceRegistration>,
+    warm_up: Option<InferenceService>,
+}
+
+impl Registrations {
+    /// Serves them on `listener` until `lifecycle` stops; a default model is loaded in the
+    /// background (retrying while it cannot be) and the inference service turns SERVING
+    /// once it is.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        lifecycle: Lifecycle,
+        host: HostOptions,
+    ) -> Result<(), tonic::transport::Error> {
+        let not_ready: &[&str] = if self.warm_up.is_some() {
+            &[abdoseg_inference::SERVICE_NAME]
+        } else {
+            &[]
+        };
+        let warm_up = self.warm_up;
+        let background = lifecycle.clone();
+        abdoseg_server::serve(
+            listener,
+            self.services,
+            not_ready,
+            lifecycle,
+            host,
+            move |health| {
+                if let Some(service) = warm_up {
+                    background.spawn(warm(service, health));
+                }
+            },
+        )
+        .await
+    }
+}
+
+async fn warm(service: InferenceService, health: Health) {
+    loop {
+        match service.warm_default_model().await {
+            Ok(()) => {
+                tracing::info!(model = ?service.default_model(), "default model loaded; serving");
+                health.set_serving(abdoseg_inference::SERVICE_NAME).await;
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the default model cannot be loaded yet; retrying in 5 s");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
+    }
 }
 
 /// Builds the registrations of the services `config.role` names. A peer that runs in
@@ -60,11 +120,12 @@ pub fn registrations(
     config: &StackConfig,
     lifecycle: &Lifecycle,
     local: SocketAddr,
-) -> anyhow::Result<Vec<ServiceRegistration>> {
+) -> anyhow::Result<Registrations> {
     let role = config.role;
     let max = config.max_message_bytes;
     let storage = &config.storage;
     let mut services = Vec::new();
+    let mut warm_up = None;
     if role.serves(Role::Preprocessing) {
         services.push(
             PreprocessingService::new(
@@ -82,7 +143,15 @@ pub fn registrations(
         );
     }
     if role.serves(Role::Inference) {
-        services.push(InferenceService::new(storage.clone()).registration(max));
+        let inference = InferenceService::with_limits(
+            storage.clone(),
+            config.inference,
+            config.default_model.clone(),
+        );
+        if config.default_model.is_some() {
+            warm_up = Some(inference.clone());
+        }
+        services.push(inference.registration(max));
     }
     if role.serves(Role::Metrics) {
         let url = match (&config.peers.inference_url, role) {
@@ -97,7 +166,7 @@ pub fn registrations(
             inference_client(&url).with_context(|| format!("invalid inference URL {url:?}"))?;
         services.push(MetricsService::new(storage.clone(), inference).registration(max));
     }
-    Ok(services)
+    Ok(Registrations { services, warm_up })
 }
 
 /// A stack serving in the background of this process.
@@ -127,11 +196,12 @@ impl RunningStack {
 pub fn spawn(listener: TcpListener, config: StackConfig) -> anyhow::Result<RunningStack> {
     let addr = listener.local_addr()?;
     let lifecycle = Lifecycle::new();
-    let services = registrations(&config, &lifecycle, addr)?;
+    let registrations = registrations(&config, &lifecycle, addr)?;
     let task = tokio::spawn({
         let lifecycle = lifecycle.clone();
         async move {
-            abdoseg_server::serve(listener, services, &[], lifecycle, config.host, |_| {})
+            registrations
+                .serve(listener, lifecycle, config.host)
                 .await
                 .context("the gRPC server failed")
         }

@@ -61,6 +61,8 @@ pub async fn run(args: SegmentArgs) -> anyhow::Result<ExitCode> {
                     },
                     preprocess_workers: 1,
                     training_jobs: 1,
+                    inference: Default::default(),
+                    default_model: None,
                 },
             )?;
             (stack.url(), Some(stack))

@@ -2,6 +2,7 @@
 
 use std::{io::Write, process::ExitCode};
 
+use abdoseg_inference::InferenceLimits;
 use abdoseg_server::{
     HostOptions, Lifecycle,
     config::{LogArgs, PeerArgs, ServerArgs, StoreArgs},
@@ -33,6 +34,44 @@ pub struct ServeArgs {
     /// Training jobs that run at once; later jobs wait in order. Each uses every core.
     #[arg(long, env = "ABDOSEG_TRAINING_JOBS", default_value_t = 1)]
     training_jobs: usize,
+    #[command(flatten)]
+    inference: InferenceArgs,
+}
+
+/// The inference service's bounds and its default model.
+#[derive(Debug, clap::Args)]
+struct InferenceArgs {
+    /// A model (id or `latest`) loaded at start; inference reports NOT_SERVING until then.
+    #[arg(long, env = "ABDOSEG_DEFAULT_MODEL")]
+    default_model: Option<String>,
+    /// Segmentations that run at once.
+    #[arg(long, env = "ABDOSEG_INFERENCE_CONCURRENCY", default_value_t = 1)]
+    inference_concurrency: usize,
+    /// Segmentations that may wait beyond those; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ABDOSEG_INFERENCE_QUEUE", default_value_t = 8)]
+    inference_queue: usize,
+    /// Slices per forward pass.
+    #[arg(long, env = "ABDOSEG_INFERENCE_BATCH_SIZE", default_value_t = 16)]
+    inference_batch_size: usize,
+    /// Largest volume file accepted, in MiB.
+    #[arg(long, env = "ABDOSEG_MAX_VOLUME_MIB", default_value_t = 1024)]
+    max_volume_mib: u64,
+    /// Memory the warm models' weights may take, in MiB.
+    #[arg(long, env = "ABDOSEG_MODEL_CACHE_MIB", default_value_t = 2048)]
+    model_cache_mib: u64,
+}
+
+impl InferenceArgs {
+    fn limits(&self) -> InferenceLimits {
+        InferenceLimits {
+            concurrency: self.inference_concurrency.max(1),
+            queue_capacity: self.inference_queue,
+            batch_size: self.inference_batch_size.max(1),
+            max_input_bytes: self.max_volume_mib << 20,
+            cache_bytes: self.model_cache_mib << 20,
+            ..InferenceLimits::default()
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -56,9 +95,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         preprocess_workers: args.preprocess_workers,
         training_jobs: args.training_jobs,
+        inference: args.inference.limits(),
+        default_model: args.inference.default_model.clone(),
     };
     let lifecycle = Lifecycle::new();
-    let services = registrations(&config, &lifecycle, addr)?;
+    let registrations = registrations(&config, &lifecycle, addr)?;
 
     // Scripts and tests read the real address (port 0 picks one) from this line.
     println!("abdoseg listening on {addr}");
@@ -71,6 +112,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             lifecycle.shutdown();
         }
     });
-    abdoseg_server::serve(listener, services, &[], lifecycle, config.host, |_| {}).await?;
+    registrations
+        .serve(listener, lifecycle, config.host)
+        .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,8 @@ pub struct Harness {
 pub struct Options {
     pub max_message_bytes: usize,
     pub host: HostOptions,
+    pub inference: abdoseg_inference::InferenceLimits,
+    pub default_model: Option<String>,
 }
 
 impl Default for Options {
@@ -32,6 +34,8 @@ impl Default for Options {
                 shutdown_grace: Duration::from_secs(5),
                 shutdown_delay: Duration::ZERO,
             },
+            inference: Default::default(),
+            default_model: None,
         }
     }
 }
@@ -69,6 +73,8 @@ impl Harness {
                 host: options.host,
                 preprocess_workers: 2,
                 training_jobs: 1,
+                inference: options.inference,
+                default_model: options.default_model.clone(),
             },
         )
         .expect("start the stack");

@@ -4,6 +4,7 @@
 
 use abdoseg_dataset::sha256_hex;
 use abdoseg_imaging::nifti::{ReadLimits, read_ct, read_labels};
+use abdoseg_protos::training::v1::TrainingConfig;
 use abdoseg_protos::{
     common::v1::{ObjectRef, Organ},
     inference::v1::{
@@ -12,15 +13,29 @@ use abdoseg_protos::{
     },
     training::v1::{JobState, training_service_client::TrainingServiceClient},
 };
-use abdoseg_storage::Key;
+use abdoseg_storage::{Key, Storage};
 use bytes::Bytes;
 use tonic::{Code, transport::Channel};
+use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
 
 use crate::{
-    harness::Harness,
+    harness::{Harness, Options},
+    health::status_of,
     prepare::real_case_dir,
     training::{config, small_dataset, start, wait_for_state},
 };
+
+/// An 8×8×4 int16 volume with a 1 mm identity grid.
+fn tiny_volume() -> abdoseg_imaging::Volume<i16> {
+    let mut affine = [[0.0; 4]; 4];
+    for (i, row) in affine.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    abdoseg_imaging::Volume {
+        geometry: abdoseg_imaging::Geometry::new([8, 8, 4], affine).unwrap(),
+        data: ndarray::Array3::zeros((4, 8, 8)),
+    }
+}
 
 fn request(key: &str, model_id: &str) -> SegmentRequest {
     SegmentRequest {
@@ -130,19 +145,47 @@ async fn segment_writes_label_maps_on_the_input_grid() {
     assert_eq!(response.summary.unwrap().model_id, job.model_id);
 
     // Bad input: a clear status, and the service stays up.
-    harness
+    let real = harness
         .storage
-        .put(
-            &Key::parse("volumes/not-nifti.nii").unwrap(),
-            Bytes::from_static(b"this is not a NIfTI file at all, just some text"),
-        )
+        .get(&Key::parse("volumes/real.nii.gz").unwrap())
         .await
         .unwrap();
-    let bad = client
-        .segment(request("volumes/not-nifti.nii", "latest"))
-        .await
-        .unwrap_err();
-    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    let plain = abdoseg_imaging::nifti::write_i16(&tiny_volume(), false).unwrap();
+    let with_dims = |dims: &[(usize, i16)]| {
+        let mut bytes = plain.clone();
+        for &(index, value) in dims {
+            let at = 40 + 2 * index; // dim[index] in the NIfTI-1 header
+            bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
+        }
+        Bytes::from(bytes)
+    };
+    let bad_inputs = [
+        (
+            "not-nifti.nii",
+            Bytes::from_static(b"this is not a NIfTI file, just some text"),
+        ),
+        ("truncated.nii.gz", real.slice(..real.len() / 2)),
+        ("four-d.nii", with_dims(&[(0, 4), (4, 2)])),
+        (
+            "absurd.nii",
+            with_dims(&[(1, 32000), (2, 32000), (3, 32000)]),
+        ),
+    ];
+    for (name, bytes) in bad_inputs {
+        let key = format!("volumes/{name}");
+        harness
+            .storage
+            .put(&Key::parse(&key).unwrap(), bytes)
+            .await
+            .unwrap();
+        let bad = client.segment(request(&key, "latest")).await.unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument, "{name}: {bad:?}");
+        assert!(
+            bad.message().contains("cannot be read"),
+            "{name}: {}",
+            bad.message()
+        );
+    }
     let missing = client
         .segment(request("volumes/none.nii.gz", "latest"))
         .await
@@ -202,5 +245,133 @@ async fn segment_writes_label_maps_on_the_input_grid() {
     assert_eq!(status.models.len(), 1);
     assert_eq!(status.models[0].requests_served, 4);
     assert_eq!(status.queue_depth, 0);
+    harness.stack.stop().await.unwrap();
+}
+
+/// Two models warm at once; 20 concurrent calls against a queue of 3 either succeed or
+/// get RESOURCE_EXHAUSTED, and the service stays SERVING.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_models_and_a_bounded_queue() {
+    let options = Options {
+        inference: abdoseg_inference::InferenceLimits {
+            concurrency: 1,
+            queue_capacity: 2,
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let harness = Harness::start_with(Storage::in_memory(), options, None).await;
+    let dataset_id = small_dataset(&harness).await;
+    let mut training = TrainingServiceClient::new(harness.channel.clone());
+    let mut models = Vec::new();
+    for base_filters in [4, 6] {
+        let job = start(
+            &mut training,
+            TrainingConfig {
+                base_filters,
+                ..config(&dataset_id, 1)
+            },
+        )
+        .await;
+        let job = wait_for_state(&mut training, &job.job_id).await;
+        assert_eq!(job.state, JobState::Succeeded as i32, "{}", job.error);
+        models.push(job.model_id);
+    }
+    let real = std::fs::read(real_case_dir().join("images/Case_00001_0000.nii.gz")).unwrap();
+    harness
+        .storage
+        .put(
+            &Key::parse("volumes/real.nii.gz").unwrap(),
+            Bytes::from(real),
+        )
+        .await
+        .unwrap();
+    let mut client = InferenceServiceClient::new(harness.channel.clone());
+    for model in &models {
+        let summary = client
+            .segment(request("volumes/real.nii.gz", model))
+            .await
+            .unwrap()
+            .into_inner()
+            .summary
+            .unwrap();
+        assert_eq!(&summary.model_id, model);
+    }
+    let status = client
+        .get_model_status(GetModelStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.models.len(), 2, "both models stay warm");
+
+    // Collected: every call is in flight before the first answer is awaited.
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let mut client = client.clone();
+            let model = models[i % 2].clone();
+            tokio::spawn(
+                async move { client.segment(request("volumes/real.nii.gz", &model)).await },
+            )
+        })
+        .collect();
+    let mut ok = 0;
+    let mut refused = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(status) if status.code() == Code::ResourceExhausted => refused += 1,
+            Err(status) => panic!("neither success nor RESOURCE_EXHAUSTED: {status:?}"),
+        }
+    }
+    assert_eq!(ok + refused, 20);
+    assert!(ok >= 3, "the queue's places were served: {ok}");
+    assert!(
+        refused >= 1,
+        "beyond the queue, calls are refused: {refused}"
+    );
+    let mut health = HealthClient::new(harness.channel.clone());
+    assert_eq!(
+        status_of(&mut health, abdoseg_inference::SERVICE_NAME).await,
+        ServingStatus::Serving
+    );
+    harness.stack.stop().await.unwrap();
+}
+
+/// With a default model the service is NOT_SERVING until the model is loaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_model_gates_serving() {
+    let options = Options {
+        default_model: Some("latest".into()),
+        ..Options::default()
+    };
+    let harness = Harness::start_with(Storage::in_memory(), options, None).await;
+    let mut health = HealthClient::new(harness.channel.clone());
+    assert_eq!(
+        status_of(&mut health, abdoseg_inference::SERVICE_NAME).await,
+        ServingStatus::NotServing,
+        "no model exists yet"
+    );
+    let mut client = InferenceServiceClient::new(harness.channel.clone());
+    let status = client
+        .get_model_status(GetModelStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.ready);
+    assert_eq!(status.default_model_id, "latest");
+
+    let dataset_id = small_dataset(&harness).await;
+    let mut training = TrainingServiceClient::new(harness.channel.clone());
+    let job = start(&mut training, config(&dataset_id, 1)).await;
+    wait_for_state(&mut training, &job.job_id).await;
+    let mut serving = false;
+    for _ in 0..100 {
+        if status_of(&mut health, abdoseg_inference::SERVICE_NAME).await == ServingStatus::Serving {
+            serving = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(serving, "SERVING once the default model could be loaded");
     harness.stack.stop().await.unwrap();
 }

@@ -107,8 +107,8 @@ impl Contract for InferenceService {
         Ok(Response::new(GetModelStatusResponse {
             models: self.cache.models().iter().map(|m| self.loaded(m)).collect(),
             device: Device::Cpu as i32,
-            default_model_id: String::new(),
-            ready: true,
+            default_model_id: self.default_model().unwrap_or_default().to_owned(),
+            ready: self.is_ready(),
             queue_depth: pending.saturating_sub(self.limits.concurrency as u32),
             queue_capacity: self.limits.queue_capacity as u32,
             cache_capacity_bytes: self.cache.capacity_bytes(),

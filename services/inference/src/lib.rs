@@ -15,7 +15,10 @@ mod postprocess;
 mod segment;
 mod stream;
 
-use std::sync::{Arc, atomic::AtomicUsize};
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+};
 
 use abdoseg_protos::inference::v1::inference_service_server::InferenceServiceServer;
 use abdoseg_server::ServiceRegistration;
@@ -56,6 +59,9 @@ impl Default for InferenceLimits {
     }
 }
 
+/// The gRPC service name, as health checks know it.
+pub const SERVICE_NAME: &str = "abdoseg.inference.v1.InferenceService";
+
 /// The service's state: the store, the warm models and the admission counters.
 #[derive(Debug, Clone)]
 pub struct InferenceService {
@@ -64,21 +70,47 @@ pub struct InferenceService {
     limits: InferenceLimits,
     slots: Arc<Semaphore>,
     pending: Arc<AtomicUsize>,
+    default_model: Option<String>,
+    ready: Arc<AtomicBool>,
 }
 
 impl InferenceService {
     pub fn new(storage: Storage) -> Self {
-        Self::with_limits(storage, InferenceLimits::default())
+        Self::with_limits(storage, InferenceLimits::default(), None)
     }
 
-    pub fn with_limits(storage: Storage, limits: InferenceLimits) -> Self {
+    /// `default_model`: loaded at start; the service reports NOT_SERVING until it is.
+    pub fn with_limits(
+        storage: Storage,
+        limits: InferenceLimits,
+        default_model: Option<String>,
+    ) -> Self {
         Self {
             storage,
             cache: Arc::new(ModelCache::new(limits.cache_bytes)),
             slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             pending: Arc::new(AtomicUsize::new(0)),
+            ready: Arc::new(AtomicBool::new(default_model.is_none())),
+            default_model,
             limits,
         }
+    }
+
+    pub fn default_model(&self) -> Option<&str> {
+        self.default_model.as_deref()
+    }
+
+    /// Loads the default model (if any) into the warm cache; the service is ready after.
+    pub async fn warm_default_model(&self) -> Result<(), Error> {
+        if let Some(model_id) = &self.default_model {
+            self.cache.get(&self.storage, model_id).await?;
+        }
+        self.ready.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
     }
 
     /// The tonic server with its message limits, ready for a host.
