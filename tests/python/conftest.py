@@ -65,10 +65,7 @@ def stubs(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, abdoseg):
-    """`abdoseg serve all` on 127.0.0.1:0 over a fresh file store; yields its address."""
-    store = tmp_path_factory.mktemp("store")
+def _serve(store, abdoseg):
     process = subprocess.Popen(
         [
             str(abdoseg),
@@ -87,7 +84,27 @@ def server(tmp_path_factory, abdoseg):
     line = process.stdout.readline()
     assert line.startswith("abdoseg listening on "), line
     address = line.rsplit(" ", 1)[1].strip()
-    yield {"address": address, "process": process, "store": store}
+    return {"address": address, "process": process, "store": store}
+
+
+def _stop(server):
+    process = server["process"]
     if process.poll() is None:
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, abdoseg):
+    """`abdoseg serve all` on 127.0.0.1:0 over a fresh file store; yields its address."""
+    running = _serve(tmp_path_factory.mktemp("store"), abdoseg)
+    yield running
+    _stop(running)
+
+
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory, abdoseg):
+    """A server of the module's own (the session's is stopped by the SIGTERM check)."""
+    running = _serve(tmp_path_factory.mktemp("own-store"), abdoseg)
+    yield running
+    _stop(running)

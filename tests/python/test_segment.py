@@ -1,0 +1,81 @@
+"""The label map of `abdoseg segment` opens in nibabel with exactly the input's affine and
+shape: for the real CT and for copies of it rewritten as LPS, as float32 and as int16.
+A tiny model is trained first through the CLI (phantoms, prepare, train)."""
+
+import re
+import subprocess
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+
+def _run(abdoseg, *args):
+    result = subprocess.run(
+        [str(abdoseg), *map(str, args)], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def model(abdoseg, own_server):
+    url = f"http://{own_server['address']}"
+    store = f"file://{own_server['store']}"
+    _run(abdoseg, "phantom", "--cases", 5, "--seed", 4, "--store", store, "--dataset", "py")
+    prepared = _run(
+        abdoseg, "dataset", "--url", url, "prepare", "--source", "raw/py", "--size", 32
+    )
+    dataset = re.search(r"dataset (ds-[0-9a-f]+)", prepared).group(1)
+    trained = _run(
+        abdoseg, "train", "--url", url, "--dataset", dataset, "--depth", 4,
+        "--base-filters", 4, "--batch-size", 4, "--epochs", 1, "--slices-per-epoch", 8,
+        "--no-augmentation", "--device", "cpu",
+    )
+    assert "epoch" in trained and "pancreas" in trained, trained
+    return re.search(r"model (model-[0-9a-f-]+)", trained).group(1)
+
+
+def _lps(image):
+    """The same voxels reoriented to LPS+ (nibabel's orientation codes)."""
+    current = nib.orientations.io_orientation(image.affine)
+    target = nib.orientations.axcodes2ornt(("L", "P", "S"))
+    return image.as_reoriented(nib.orientations.ornt_transform(current, target))
+
+
+def _as_dtype(image, dtype):
+    data = np.asarray(image.dataobj).astype(dtype)
+    copy = nib.Nifti1Image(data, image.affine, image.header)
+    copy.set_data_dtype(dtype)
+    return copy
+
+
+@pytest.mark.parametrize("variant", ["original", "lps", "float32", "int16"])
+def test_label_map_keeps_the_input_geometry(abdoseg, own_server, model, real_abdomen,
+                                            tmp_path, variant):
+    original = nib.load(real_abdomen[0])
+    if variant == "original":
+        source = real_abdomen[0]
+    else:
+        image = {
+            "lps": lambda: _lps(original),
+            "float32": lambda: _as_dtype(original, np.float32),
+            "int16": lambda: _as_dtype(original, np.int16),
+        }[variant]()
+        source = tmp_path / f"{variant}.nii.gz"
+        nib.save(image, source)
+    output = tmp_path / f"{variant}-labels.nii.gz"
+    printed = _run(
+        abdoseg, "segment", source, output, "--url", f"http://{own_server['address']}",
+        "--model", model,
+    )
+    assert "liver" in printed
+    source_image = nib.load(source)
+    labels = nib.load(output)
+    assert labels.shape == source_image.shape
+    np.testing.assert_array_equal(labels.affine, source_image.affine)
+    assert labels.get_data_dtype() == np.uint8
+    values = np.unique(np.asarray(labels.dataobj))
+    assert set(values.tolist()) <= {0, 1, 2, 3, 4}
+    if variant == "lps":
+        assert nib.aff2axcodes(labels.affine) == ("L", "P", "S")
