@@ -147,7 +147,8 @@ pub fn registrations(
             storage.clone(),
             config.inference,
             config.default_model.clone(),
-        );
+        )
+        .context("the inference service cannot use its device")?;
         if config.default_model.is_some() {
             warm_up = Some(inference.clone());
         }

@@ -3,6 +3,7 @@
 use std::{io::Write, process::ExitCode};
 
 use abdoseg_inference::InferenceLimits;
+use abdoseg_model::device::DeviceRequest;
 use abdoseg_server::{
     HostOptions, Lifecycle,
     config::{LogArgs, PeerArgs, ServerArgs, StoreArgs},
@@ -59,6 +60,21 @@ struct InferenceArgs {
     /// Memory the warm models' weights may take, in MiB.
     #[arg(long, env = "ABDOSEG_MODEL_CACHE_MIB", default_value_t = 2048)]
     model_cache_mib: u64,
+    /// Where inference runs: `auto` takes CUDA when a driver is there, else the CPU.
+    #[arg(
+        long,
+        env = "ABDOSEG_INFERENCE_DEVICE",
+        value_enum,
+        default_value = "auto"
+    )]
+    inference_device: DeviceName,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DeviceName {
+    Auto,
+    Cpu,
+    Cuda,
 }
 
 impl InferenceArgs {
@@ -69,6 +85,11 @@ impl InferenceArgs {
             batch_size: self.inference_batch_size.max(1),
             max_input_bytes: self.max_volume_mib << 20,
             cache_bytes: self.model_cache_mib << 20,
+            device: match self.inference_device {
+                DeviceName::Auto => DeviceRequest::Auto,
+                DeviceName::Cpu => DeviceRequest::Cpu,
+                DeviceName::Cuda => DeviceRequest::Cuda,
+            },
             ..InferenceLimits::default()
         }
     }

@@ -10,18 +10,58 @@ use std::{
 };
 
 use abdoseg_imaging::intensity::Intensity;
-use abdoseg_model::{UNet, device::CpuBackend, weights};
+use abdoseg_model::{
+    UNet,
+    device::{CpuBackend, Device},
+    weights,
+};
 use abdoseg_registry::ModelRecord;
 use abdoseg_storage::{Id, Key, Storage};
 use burn::module::Module;
 
 use crate::Error;
 
+/// The network on the device the service runs on.
+#[derive(Debug)]
+pub enum Network {
+    Cpu(UNet<CpuBackend>),
+    #[cfg(feature = "cuda")]
+    Cuda(UNet<abdoseg_model::device::CudaBackend>),
+}
+
+impl Network {
+    fn load(record: &ModelRecord, bytes: &[u8], device: Device) -> Result<Self, String> {
+        let config = record.spec.training.model();
+        match device {
+            Device::Cpu => {
+                let device = Default::default();
+                weights::decode(config.init::<CpuBackend>(&device), bytes, &device).map(Self::Cpu)
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda => {
+                use abdoseg_model::device::CudaBackend;
+                let device = Default::default();
+                weights::decode(config.init::<CudaBackend>(&device), bytes, &device).map(Self::Cuda)
+            }
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda => Err(abdoseg_model::device::DeviceError::NotBuilt.to_string()),
+        }
+    }
+
+    fn parameters(&self) -> usize {
+        match self {
+            Network::Cpu(net) => net.num_params(),
+            #[cfg(feature = "cuda")]
+            Network::Cuda(net) => net.num_params(),
+        }
+    }
+}
+
 /// A loaded model with what it needs to reproduce training's preprocessing.
 #[derive(Debug)]
 pub struct WarmModel {
     pub record: ModelRecord,
-    pub net: UNet<CpuBackend>,
+    pub net: Network,
     pub intensity: Intensity,
     /// Parameters × 4 bytes: what the weights take in memory.
     pub memory_bytes: u64,
@@ -32,13 +72,15 @@ pub struct WarmModel {
 /// The cache; the most recently used model is last.
 #[derive(Debug)]
 pub struct ModelCache {
+    device: Device,
     capacity_bytes: u64,
     entries: Mutex<Vec<Arc<WarmModel>>>,
 }
 
 impl ModelCache {
-    pub fn new(capacity_bytes: u64) -> Self {
+    pub fn new(capacity_bytes: u64, device: Device) -> Self {
         Self {
+            device,
             capacity_bytes,
             entries: Mutex::new(Vec::new()),
         }
@@ -79,7 +121,8 @@ impl ModelCache {
             return Ok(model);
         }
         let bytes = storage.get(&Key::parse(&record.weights_key)?).await?;
-        let model = tokio::task::spawn_blocking(move || load(record, &bytes))
+        let device = self.device;
+        let model = tokio::task::spawn_blocking(move || load(record, &bytes, device))
             .await
             .map_err(|e| Error::Internal(format!("loading the model panicked: {e}")))??;
         let model = Arc::new(model);
@@ -102,16 +145,14 @@ impl ModelCache {
     }
 }
 
-fn load(record: ModelRecord, bytes: &[u8]) -> Result<WarmModel, Error> {
+fn load(record: ModelRecord, bytes: &[u8], device: Device) -> Result<WarmModel, Error> {
     let intensity = record
         .intensity()
         .map_err(|e| Error::Internal(format!("model {}: {e}", record.model_id)))?;
-    let device = Default::default();
-    let net = record.spec.training.model().init::<CpuBackend>(&device);
-    let net = weights::decode(net, bytes, &device)
+    let net = Network::load(&record, bytes, device)
         .map_err(|e| Error::Internal(format!("model {}: {e}", record.model_id)))?;
     Ok(WarmModel {
-        memory_bytes: net.num_params() as u64 * 4,
+        memory_bytes: net.parameters() as u64 * 4,
         record,
         net,
         intensity,

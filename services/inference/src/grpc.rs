@@ -4,7 +4,6 @@ use std::pin::Pin;
 
 use std::sync::atomic::Ordering;
 
-use abdoseg_protos::common::v1::Device;
 use abdoseg_protos::inference::v1::{
     GetModelStatusRequest, GetModelStatusResponse, LoadModelRequest, LoadModelResponse,
     LoadedModel, SegmentRequest, SegmentResponse, SegmentStreamRequest, SegmentStreamResponse,
@@ -22,7 +21,7 @@ impl InferenceService {
     fn loaded(&self, model: &WarmModel) -> LoadedModel {
         LoadedModel {
             model_id: model.record.model_id.clone(),
-            device: Device::Cpu as i32,
+            device: self.device_proto() as i32,
             memory_bytes: model.memory_bytes,
             batch_size: self.limits.batch_size as u32,
             loaded_at: Some(prost_types::Timestamp::from(model.loaded_at)),
@@ -106,7 +105,7 @@ impl Contract for InferenceService {
         let pending = self.pending.load(Ordering::SeqCst) as u32;
         Ok(Response::new(GetModelStatusResponse {
             models: self.cache.models().iter().map(|m| self.loaded(m)).collect(),
-            device: Device::Cpu as i32,
+            device: self.device_proto() as i32,
             default_model_id: self.default_model().unwrap_or_default().to_owned(),
             ready: self.is_ready(),
             queue_depth: pending.saturating_sub(self.limits.concurrency as u32),

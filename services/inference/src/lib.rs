@@ -20,6 +20,7 @@ use std::sync::{
     atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
+use abdoseg_model::device::{Device, DeviceError, DeviceRequest};
 use abdoseg_protos::inference::v1::inference_service_server::InferenceServiceServer;
 use abdoseg_server::ServiceRegistration;
 use abdoseg_storage::Storage;
@@ -44,6 +45,8 @@ pub struct InferenceLimits {
     pub max_voxel_bytes: u64,
     /// Memory the warm models' weights may take, in bytes.
     pub cache_bytes: u64,
+    /// Where inference runs; `Auto` takes CUDA when a driver is there.
+    pub device: DeviceRequest,
 }
 
 impl Default for InferenceLimits {
@@ -55,6 +58,7 @@ impl Default for InferenceLimits {
             max_input_bytes: 1 << 30,
             max_voxel_bytes: 2 << 30,
             cache_bytes: 2 << 30,
+            device: DeviceRequest::Auto,
         }
     }
 }
@@ -66,6 +70,7 @@ pub const SERVICE_NAME: &str = "abdoseg.inference.v1.InferenceService";
 #[derive(Debug, Clone)]
 pub struct InferenceService {
     storage: Storage,
+    device: Device,
     cache: Arc<ModelCache>,
     limits: InferenceLimits,
     slots: Arc<Semaphore>,
@@ -75,24 +80,32 @@ pub struct InferenceService {
 }
 
 impl InferenceService {
-    pub fn new(storage: Storage) -> Self {
-        Self::with_limits(storage, InferenceLimits::default(), None)
-    }
-
-    /// `default_model`: loaded at start; the service reports NOT_SERVING until it is.
+    /// Fails only when CUDA is asked for and cannot be had.
     pub fn with_limits(
         storage: Storage,
         limits: InferenceLimits,
         default_model: Option<String>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, DeviceError> {
+        let (device, note) = limits.device.resolve()?;
+        if let Some(note) = note {
+            tracing::info!("inference: {note}");
+        }
+        Ok(Self {
             storage,
-            cache: Arc::new(ModelCache::new(limits.cache_bytes)),
+            device,
+            cache: Arc::new(ModelCache::new(limits.cache_bytes, device)),
             slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             pending: Arc::new(AtomicUsize::new(0)),
             ready: Arc::new(AtomicBool::new(default_model.is_none())),
             default_model,
             limits,
+        })
+    }
+
+    fn device_proto(&self) -> abdoseg_protos::common::v1::Device {
+        match self.device {
+            Device::Cpu => abdoseg_protos::common::v1::Device::Cpu,
+            Device::Cuda => abdoseg_protos::common::v1::Device::Cuda,
         }
     }
 

@@ -12,7 +12,7 @@ use std::{
 use abdoseg_dataset::{proto::geometry_to_proto, sha256_hex};
 use abdoseg_imaging::nifti::{ReadLimits, read_ct, write_labels};
 use abdoseg_protos::{
-    common::v1::{BoundingBox, Device, ObjectRef, Organ, OrganStatistics},
+    common::v1::{BoundingBox, ObjectRef, Organ, OrganStatistics},
     inference::v1::{
         SegmentOptions, SegmentRequest, SegmentResponse, SegmentationSummary, StageTimings,
     },
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error, InferenceService,
+    cache::Network,
     pipeline::{Options, segment},
     postprocess::organ_figures,
 };
@@ -159,15 +160,28 @@ impl InferenceService {
                 .map_err(|e| Error::InvalidArgument(format!("the volume cannot be read: {e}")))?;
             drop(bytes);
             let cancelled = || token.is_cancelled() || deadline.is_some_and(|d| Instant::now() > d);
-            let segmentation = segment(
-                &worker.net,
-                &Default::default(),
-                &worker.intensity,
-                &worker.record.preprocessing,
-                &ct,
-                options,
-                &cancelled,
-            )
+            let preprocessing = &worker.record.preprocessing;
+            let segmentation = match &worker.net {
+                Network::Cpu(net) => segment(
+                    net,
+                    &Default::default(),
+                    &worker.intensity,
+                    preprocessing,
+                    &ct,
+                    options,
+                    &cancelled,
+                ),
+                #[cfg(feature = "cuda")]
+                Network::Cuda(net) => segment(
+                    net,
+                    &Default::default(),
+                    &worker.intensity,
+                    preprocessing,
+                    &ct,
+                    options,
+                    &cancelled,
+                ),
+            }
             .map_err(|e| {
                 let late = deadline.is_some_and(|d| Instant::now() > d);
                 if late && matches!(e, Error::Cancelled) {
@@ -215,7 +229,7 @@ impl InferenceService {
                 output_sha256: sha256_hex(&encoded),
                 input_sha256,
                 geometry: Some(geometry_to_proto(&ct.geometry)),
-                device: Device::Cpu as i32,
+                device: self.device_proto() as i32,
             },
             encoded,
         })
