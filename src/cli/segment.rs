@@ -103,6 +103,19 @@ pub async fn run(args: SegmentArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&args.output, &label_map)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     println!("model {}  →  {}", summary.model_id, args.output.display());
+    if let Some(t) = &summary.timings {
+        let secs = |d: &Option<prost_types::Duration>| {
+            d.map_or(0.0, |d| d.seconds as f64 + f64::from(d.nanos) / 1e9)
+        };
+        println!(
+            "seconds: queued {:.2}  preprocess {:.2}  inference {:.2}  postprocess {:.2}  write {:.2}",
+            secs(&t.queued),
+            secs(&t.preprocess),
+            secs(&t.inference),
+            secs(&t.postprocess),
+            secs(&t.write)
+        );
+    }
     println!("organ       voxels    volume (mL)   mean HU");
     for organ in &summary.organs {
         let name = ["liver", "kidneys", "spleen", "pancreas"]
