@@ -227,6 +227,18 @@ async fn segment_writes_label_maps_on_the_input_grid() {
     assert_eq!(streamed.geometry.affine(), real.geometry.affine());
     assert_eq!(streamed.data.dim(), real.data.dim());
 
+    // A deadline shorter than the work: the call ends with DEADLINE_EXCEEDED and the work
+    // stops (the model's served count does not move); the next call is served.
+    // tonic's client enforces the deadline too, so either side may answer first.
+    let mut late = tonic::Request::new(request("volumes/real.nii.gz", &job.model_id));
+    late.set_timeout(std::time::Duration::from_millis(30));
+    let err = client.segment(late).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
     let loaded = client
         .load_model(LoadModelRequest {
             model_id: job.model_id.clone(),

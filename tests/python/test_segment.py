@@ -79,3 +79,17 @@ def test_label_map_keeps_the_input_geometry(abdoseg, own_server, model, real_abd
     assert set(values.tolist()) <= {0, 1, 2, 3, 4}
     if variant == "lps":
         assert nib.aff2axcodes(labels.affine) == ("L", "P", "S")
+
+
+def test_segment_without_a_server_starts_inference_in_process(abdoseg, own_server, model,
+                                                              real_abdomen, tmp_path):
+    output = tmp_path / "local.nii"
+    printed = _run(
+        abdoseg, "segment", real_abdomen[0], output, "--store", f"file://{own_server['store']}",
+        "--model", model,
+    )
+    assert model in printed
+    labels = nib.load(output)
+    source = nib.load(real_abdomen[0])
+    assert labels.shape == source.shape
+    np.testing.assert_array_equal(labels.affine, source.affine)

@@ -259,3 +259,24 @@ pub fn deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
     };
     Instant::now().checked_add(timeout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_become_deadlines() {
+        let at = |value: &str| {
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            metadata.insert("grpc-timeout", value.parse().unwrap());
+            deadline(&metadata).map(|d| d.saturating_duration_since(Instant::now()))
+        };
+        let two_seconds = at("2S").unwrap();
+        assert!(two_seconds > Duration::from_millis(1900) && two_seconds <= Duration::from_secs(2));
+        assert!(at("1500m").unwrap() <= Duration::from_millis(1500));
+        assert!(at("1H").unwrap() > Duration::from_secs(3500));
+        assert_eq!(at("12X"), None, "unknown unit");
+        assert_eq!(at("S"), None, "no digits");
+        assert_eq!(deadline(&tonic::metadata::MetadataMap::new()), None);
+    }
+}
