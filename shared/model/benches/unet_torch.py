@@ -5,9 +5,10 @@ The architecture mirrors shared/model/src/unet.rs layer for layer (3x3 'same' co
 2x2 max-pool, 2x2 stride-2 transposed conv + ReLU, one 3x3 conv + ReLU on every skip,
 1x1 output conv). The parameter count is printed so both sides can be compared.
 
-    python3 shared/model/benches/unet_torch.py   # needs torch (CPU is enough)
+    python3 shared/model/benches/unet_torch.py [cuda]   # needs torch (CPU is enough)
 """
 
+import sys
 import time
 
 import torch
@@ -77,18 +78,20 @@ def loss(logits, labels):
 
 
 def main():
+    device = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
     model = UNet1()
     params = sum(p.numel() for p in model.parameters())
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; "
+    print(f"PyTorch {torch.__version__} on {device}, {torch.get_num_threads()} threads; "
           f"U-Net 1, depth 5, base 16, {params} parameters, batch {BATCH}")
     print("| size | training slices/s | inference slices/s |")
     print("|---|---:|---:|")
     for size in (128, 256):
-        model = UNet1()
+        model = UNet1().to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
-        images = torch.rand(BATCH, 1, size, size)
-        labels = torch.randint(0, CLASSES, (BATCH, size, size))
+        images = torch.rand(BATCH, 1, size, size, device=device)
+        labels = torch.randint(0, CLASSES, (BATCH, size, size), device=device)
         steps = 6 if size == 128 else 3
 
         def step():
@@ -98,15 +101,19 @@ def main():
             optimizer.step()
 
         step()  # warm-up
+        sync()
         started = time.perf_counter()
         for _ in range(steps):
             step()
+        sync()
         training = steps * BATCH / (time.perf_counter() - started)
         with torch.inference_mode():
             model(images)
+            sync()
             started = time.perf_counter()
             for _ in range(steps):
                 model(images).softmax(1)
+            sync()
             inference = steps * BATCH / (time.perf_counter() - started)
         print(f"| {size}×{size} | {training:.1f} | {inference:.1f} |")
 
