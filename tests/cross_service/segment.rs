@@ -25,6 +25,22 @@ use crate::{
     training::{config, small_dataset, start, wait_for_state},
 };
 
+fn real_ct_path() -> std::path::PathBuf {
+    real_case_dir().join("images/Case_00001_0000.nii.gz")
+}
+
+/// The real CT into the store as `volumes/real.nii.gz`.
+async fn put_real_ct(storage: &Storage) {
+    let bytes = std::fs::read(real_ct_path()).unwrap();
+    storage
+        .put(
+            &Key::parse("volumes/real.nii.gz").unwrap(),
+            Bytes::from(bytes),
+        )
+        .await
+        .unwrap();
+}
+
 /// An 8×8×4 int16 volume with a 1 mm identity grid.
 fn tiny_volume() -> abdoseg_imaging::Volume<i16> {
     let mut affine = [[0.0; 4]; 4];
@@ -117,15 +133,7 @@ async fn segment_writes_label_maps_on_the_input_grid() {
         &job.model_id,
     )
     .await;
-    let real = std::fs::read(real_case_dir().join("images/Case_00001_0000.nii.gz")).unwrap();
-    harness
-        .storage
-        .put(
-            &Key::parse("volumes/real.nii.gz").unwrap(),
-            Bytes::from(real),
-        )
-        .await
-        .unwrap();
+    put_real_ct(&harness.storage).await;
     segment_and_check(&harness, &mut client, "volumes/real.nii.gz", &job.model_id).await;
 
     // "latest" is the model just trained; options are honoured.
@@ -208,7 +216,7 @@ async fn segment_writes_label_maps_on_the_input_grid() {
             "--model",
             &job.model_id,
         ])
-        .arg(real_case_dir().join("images/Case_00001_0000.nii.gz"))
+        .arg(real_ct_path())
         .arg(&output)
         .output()
         .unwrap();
@@ -220,7 +228,7 @@ async fn segment_writes_label_maps_on_the_input_grid() {
     assert!(String::from_utf8_lossy(&run.stdout).contains("pancreas"));
     let streamed = read_labels(&std::fs::read(&output).unwrap(), &ReadLimits::default()).unwrap();
     let real = read_ct(
-        &std::fs::read(real_case_dir().join("images/Case_00001_0000.nii.gz")).unwrap(),
+        &std::fs::read(real_ct_path()).unwrap(),
         &ReadLimits::default(),
     )
     .unwrap();
@@ -289,15 +297,7 @@ async fn two_models_and_a_bounded_queue() {
         assert_eq!(job.state, JobState::Succeeded as i32, "{}", job.error);
         models.push(job.model_id);
     }
-    let real = std::fs::read(real_case_dir().join("images/Case_00001_0000.nii.gz")).unwrap();
-    harness
-        .storage
-        .put(
-            &Key::parse("volumes/real.nii.gz").unwrap(),
-            Bytes::from(real),
-        )
-        .await
-        .unwrap();
+    put_real_ct(&harness.storage).await;
     let mut client = InferenceServiceClient::new(harness.channel.clone());
     for model in &models {
         let summary = client

@@ -145,7 +145,6 @@ impl InferenceService {
             .map_err(|_| Error::Internal("the service is stopping".into()))?;
         let queued = queued.elapsed();
         let model = self.cache.get(&self.storage, model_id).await?;
-        let input_sha256 = sha256_hex(&bytes);
 
         // Stops the blocking work when this call is dropped (the caller went away).
         let token = CancellationToken::new();
@@ -155,48 +154,53 @@ impl InferenceService {
             ..ReadLimits::default()
         };
         let worker = Arc::clone(&model);
-        let (segmentation, ct, encoded, write) = tokio::task::spawn_blocking(move || {
-            let ct = read_ct(&bytes, &limits)
-                .map_err(|e| Error::InvalidArgument(format!("the volume cannot be read: {e}")))?;
-            drop(bytes);
-            let cancelled = || token.is_cancelled() || deadline.is_some_and(|d| Instant::now() > d);
-            let preprocessing = &worker.record.preprocessing;
-            let segmentation = match &worker.net {
-                Network::Cpu(net) => segment(
-                    net,
-                    &Default::default(),
-                    &worker.intensity,
-                    preprocessing,
-                    &ct,
-                    options,
-                    &cancelled,
-                ),
-                #[cfg(feature = "cuda")]
-                Network::Cuda(net) => segment(
-                    net,
-                    &Default::default(),
-                    &worker.intensity,
-                    preprocessing,
-                    &ct,
-                    options,
-                    &cancelled,
-                ),
-            }
-            .map_err(|e| {
-                let late = deadline.is_some_and(|d| Instant::now() > d);
-                if late && matches!(e, Error::Cancelled) {
-                    Error::DeadlineExceeded
-                } else {
-                    e
+        // Hashing, decoding and the pipeline all run off the async runtime.
+        let (input_sha256, segmentation, ct, encoded, write) =
+            tokio::task::spawn_blocking(move || {
+                let input_sha256 = sha256_hex(&bytes);
+                let ct = read_ct(&bytes, &limits).map_err(|e| {
+                    Error::InvalidArgument(format!("the volume cannot be read: {e}"))
+                })?;
+                drop(bytes);
+                let cancelled =
+                    || token.is_cancelled() || deadline.is_some_and(|d| Instant::now() > d);
+                let preprocessing = &worker.record.preprocessing;
+                let segmentation = match &worker.net {
+                    Network::Cpu(net) => segment(
+                        net,
+                        &Default::default(),
+                        &worker.intensity,
+                        preprocessing,
+                        &ct,
+                        options,
+                        &cancelled,
+                    ),
+                    #[cfg(feature = "cuda")]
+                    Network::Cuda(net) => segment(
+                        net,
+                        &Default::default(),
+                        &worker.intensity,
+                        preprocessing,
+                        &ct,
+                        options,
+                        &cancelled,
+                    ),
                 }
-            })?;
-            let started = Instant::now();
-            let encoded = write_labels(&segmentation.labels, gzip)
-                .map_err(|e| Error::Internal(format!("cannot encode the label map: {e}")))?;
-            Ok::<_, Error>((segmentation, ct, encoded, started.elapsed()))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("segmentation crashed: {e}")))??;
+                .map_err(|e| {
+                    let late = deadline.is_some_and(|d| Instant::now() > d);
+                    if late && matches!(e, Error::Cancelled) {
+                        Error::DeadlineExceeded
+                    } else {
+                        e
+                    }
+                })?;
+                let started = Instant::now();
+                let encoded = write_labels(&segmentation.labels, gzip)
+                    .map_err(|e| Error::Internal(format!("cannot encode the label map: {e}")))?;
+                Ok::<_, Error>((input_sha256, segmentation, ct, encoded, started.elapsed()))
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("segmentation crashed: {e}")))??;
         model.served();
 
         let voxel_ml = ct.geometry.voxel_volume_ml();

@@ -279,8 +279,8 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 
     /// Runs the next epoch and measures it. `cancelled` is asked between batches: when it
-    /// says yes the epoch is abandoned (`None`) and the trainer stays at its last epoch's
-    /// state only if restored from a checkpoint, so callers checkpoint per epoch.
+    /// says yes the epoch is abandoned (`None`); `epochs_done` is unchanged but the weights
+    /// hold the abandoned epoch's partial updates, so resume from the last checkpoint.
     pub fn run_epoch(
         &mut self,
         train_slices: &[TrainingSlice],
