@@ -2,8 +2,12 @@
 //! the study's table, overlays and reports. Model evaluation calls the inference
 //! service over gRPC at its configured address.
 
+pub mod aggregate;
 mod error;
 mod grpc;
+pub mod measures;
+pub mod overlay;
+pub mod report;
 
 use abdoseg_protos::{
     inference::v1::inference_service_client::InferenceServiceClient,

@@ -1,0 +1,108 @@
+//! Training curves as SVG: loss and mean organ IoU per epoch, train and validation.
+
+use abdoseg_model::train::EpochReport;
+use plotters::prelude::*;
+
+const SIZE: (u32, u32) = (640, 360);
+
+/// Draws two series over epochs; `None` when there is nothing to draw.
+fn plot(
+    title: &str,
+    y_label: &str,
+    series: [(&str, Vec<(f64, f64)>, RGBColor); 2],
+) -> Option<String> {
+    let points = series.iter().flat_map(|s| s.1.iter());
+    let (mut x_max, mut y_max) = (1.0f64, 0.0f64);
+    let mut any = false;
+    for &(x, y) in points {
+        any = true;
+        x_max = x_max.max(x);
+        y_max = y_max.max(y);
+    }
+    if !any {
+        return None;
+    }
+    let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d(1.0..x_max.max(2.0), 0.0..y_max)
+            .ok()?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(y_label)
+            .draw()
+            .ok()?;
+        for (name, points, colour) in series {
+            chart
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                .ok()?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .ok()?;
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
+/// Train and validation loss per epoch.
+pub fn loss_curves(history: &[EpochReport]) -> Option<String> {
+    let series =
+        |f: fn(&EpochReport) -> f64| history.iter().map(|e| (e.epoch as f64, f(e))).collect();
+    plot(
+        "Loss",
+        "loss",
+        [
+            ("train", series(|e| e.train_loss), BLUE),
+            ("validation", series(|e| e.validation_loss), RED),
+        ],
+    )
+}
+
+/// Train and validation mean organ IoU per epoch.
+pub fn iou_curves(history: &[EpochReport]) -> Option<String> {
+    let series =
+        |f: fn(&EpochReport) -> f64| history.iter().map(|e| (e.epoch as f64, f(e))).collect();
+    plot(
+        "Mean organ IoU",
+        "IoU",
+        [
+            ("train", series(|e| e.train.mean_foreground_iou()), BLUE),
+            (
+                "validation",
+                series(|e| e.validation.mean_foreground_iou()),
+                RED,
+            ),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample;
+
+    #[test]
+    fn curves_are_svg_with_both_series() {
+        let svg = loss_curves(&sample::report().history).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("validation") && svg.contains("train"));
+        assert!(svg.matches("<polyline").count() >= 2, "{svg}");
+        assert!(loss_curves(&[]).is_none());
+    }
+}
