@@ -1,6 +1,7 @@
 //! The command line: `abdoseg serve …` runs services, `abdoseg health` checks them.
 
 mod dataset;
+mod evaluate;
 mod health;
 mod phantom;
 mod preprocess;
@@ -40,6 +41,8 @@ enum Command {
     Jobs(train::JobsArgs),
     /// Segment a CT volume file into a label map file with the input's exact geometry.
     Segment(segment::SegmentArgs),
+    /// Compare a predicted label map file with its ground truth: IoU, Dice, HD95, NSD and more.
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 /// A channel to a running server.
@@ -76,6 +79,7 @@ pub fn run() -> ExitCode {
             Command::Models(args) => train::models(args).await,
             Command::Jobs(args) => train::jobs(args).await,
             Command::Segment(args) => segment::run(args).await,
+            Command::Evaluate(args) => evaluate::run(args),
         }
     });
     match result {
