@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use abdoseg_inference::{InferenceLimits, InferenceService};
 use abdoseg_metrics::{MetricsService, inference_client};
 use abdoseg_preprocessing::PreprocessingService;
-use abdoseg_server::{Health, HostOptions, Lifecycle, ServiceRegistration, config::PeerArgs};
+use abdoseg_server::{
+    Health, HostOptions, Lifecycle, ServiceRegistration, config::PeerArgs, prometheus::Metrics,
+};
 use abdoseg_storage::Storage;
 use abdoseg_training::TrainingService;
 use anyhow::Context;
@@ -56,6 +58,8 @@ pub struct StackConfig {
     pub inference: InferenceLimits,
     /// A model the inference service loads at start (NOT_SERVING until it has).
     pub default_model: Option<String>,
+    /// The Prometheus registry the services register their metrics in.
+    pub metrics: Metrics,
 }
 
 /// The services of a stack, and the inference service when it must warm a model first.
@@ -165,7 +169,9 @@ pub fn registrations(
         };
         let inference =
             inference_client(&url).with_context(|| format!("invalid inference URL {url:?}"))?;
-        services.push(MetricsService::new(storage.clone(), inference).registration(max));
+        services.push(
+            MetricsService::new(storage.clone(), inference, &config.metrics).registration(max),
+        );
     }
     Ok(Registrations { services, warm_up })
 }

@@ -40,7 +40,8 @@ struct Output<'a> {
 }
 
 fn read(path: &PathBuf, what: &str) -> anyhow::Result<abdoseg_imaging::Volume<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
     read_labels(&bytes, &ReadLimits::default())
         .with_context(|| format!("the {what} {} is not a usable label map", path.display()))
 }

@@ -63,6 +63,7 @@ pub async fn run(args: SegmentArgs) -> anyhow::Result<ExitCode> {
                     training_jobs: 1,
                     inference: Default::default(),
                     default_model: None,
+                    metrics: Default::default(),
                 },
             )?;
             (stack.url(), Some(stack))

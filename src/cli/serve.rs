@@ -7,6 +7,7 @@ use abdoseg_model::device::DeviceRequest;
 use abdoseg_server::{
     HostOptions, Lifecycle,
     config::{LogArgs, PeerArgs, ServerArgs, StoreArgs},
+    prometheus::Metrics,
     telemetry, wait_for_signal,
 };
 use abdoseg_storage::Storage;
@@ -118,12 +119,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         training_jobs: args.training_jobs,
         inference: args.inference.limits(),
         default_model: args.inference.default_model.clone(),
+        metrics: Metrics::new(),
     };
     let lifecycle = Lifecycle::new();
     let registrations = registrations(&config, &lifecycle, addr)?;
+    let metrics_addr = match args.server.metrics_listen {
+        Some(at) => {
+            let listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {at}"))?;
+            let metrics_addr = listener.local_addr()?;
+            tokio::spawn(config.metrics.clone().serve(listener, lifecycle.clone()));
+            Some(metrics_addr)
+        }
+        None => None,
+    };
 
-    // Scripts and tests read the real address (port 0 picks one) from this line.
+    // Scripts and tests read the real addresses (port 0 picks one) from these lines.
     println!("abdoseg listening on {addr}");
+    if let Some(metrics_addr) = metrics_addr {
+        println!("abdoseg metrics on http://{metrics_addr}/metrics");
+    }
     std::io::stdout().flush()?;
 
     tokio::spawn({

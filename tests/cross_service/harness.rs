@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use abdoseg::stack::{self, Role, RunningStack, StackConfig};
-use abdoseg_server::{HostOptions, config::PeerArgs};
+use abdoseg_server::{HostOptions, config::PeerArgs, prometheus::Metrics};
 use abdoseg_storage::{S3Options, Storage, StoreConfig};
 use abdoseg_testkit::S3Server;
 use tokio::net::TcpListener;
@@ -14,6 +14,8 @@ pub struct Harness {
     pub stack: RunningStack,
     pub storage: Storage,
     pub channel: Channel,
+    /// The stack's Prometheus registry.
+    pub metrics: Metrics,
     _s3: Option<S3Server>,
 }
 
@@ -63,6 +65,7 @@ impl Harness {
 
     pub async fn start_with(storage: Storage, options: Options, s3: Option<S3Server>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = Metrics::new();
         let stack = stack::spawn(
             listener,
             StackConfig {
@@ -75,6 +78,7 @@ impl Harness {
                 training_jobs: 1,
                 inference: options.inference,
                 default_model: options.default_model.clone(),
+                metrics: metrics.clone(),
             },
         )
         .expect("start the stack");
@@ -87,6 +91,7 @@ impl Harness {
             stack,
             storage,
             channel,
+            metrics,
             _s3: s3,
         }
     }

@@ -10,23 +10,34 @@ pub enum Error {
     /// The request itself is wrong; the message says how.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The request is well formed but the system is not in a state to run it.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The store failed or lacks an object.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// The RPC is in the contract but its capability has not shipped yet.
-    #[error("{rpc} is not available yet: {detail}")]
-    NotYetAvailable {
-        rpc: &'static str,
-        detail: &'static str,
-    },
+    /// A stored object is not what it should be (e.g. not a label map).
+    #[error("{what}: {detail}")]
+    InvalidObject { what: String, detail: String },
+    /// The inference service refused or failed a case.
+    #[error("inference: {0}")]
+    Inference(Status),
+    /// A bug or an unexpected failure inside the service.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
             Error::InvalidArgument(message) => Status::invalid_argument(message),
+            Error::FailedPrecondition(message) => Status::failed_precondition(message),
             Error::Storage(error) => storage_status(&error),
-            Error::NotYetAvailable { .. } => Status::unimplemented(error.to_string()),
+            Error::InvalidObject { .. } => Status::invalid_argument(error.to_string()),
+            Error::Inference(status) => {
+                Status::new(status.code(), format!("inference: {}", status.message()))
+            }
+            Error::Internal(_) => Status::internal(error.to_string()),
         }
     }
 }

@@ -1,37 +1,46 @@
 //! The gRPC edge: converts requests, calls the service, converts back.
 
-use std::pin::Pin;
+use std::{pin::Pin, time::Instant};
 
+use abdoseg_dataset::proto::preprocessing_from_proto;
+use abdoseg_imaging::intensity::{Intensity, Scheme};
 use abdoseg_protos::common::v1::ObjectRef;
 use abdoseg_protos::metrics::v1::{
     EvaluateModelRequest, EvaluateModelResponse, EvaluatePredictionRequest,
     EvaluatePredictionResponse, GetReportRequest, GetReportResponse, ListReportsRequest,
-    ListReportsResponse, RenderOverlaysRequest, RenderOverlaysResponse,
+    ListReportsResponse, Overlay, RenderOverlaysRequest, RenderOverlaysResponse,
     metrics_service_server::MetricsService as Contract,
 };
-use abdoseg_storage::{Id, Key, StorageError, keys::ReportKeys};
-use tokio_stream::Stream;
+use abdoseg_storage::{Id, Key, keys::ReportKeys};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use crate::{Error, MetricsService};
+use crate::{
+    Error, MetricsService, convert,
+    measures::evaluate,
+    objects,
+    rendering::{Request as Draw, Scene},
+    reports,
+};
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Evaluation ships with the metrics issue (#7).
-const PENDING: &str = "evaluation ships with the metrics and report pipeline";
-
-fn not_yet(rpc: &'static str) -> Status {
-    Error::NotYetAvailable {
-        rpc,
-        detail: PENDING,
-    }
-    .into()
-}
+/// Reports per ListReports page unless the request says otherwise, and the most.
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 500;
+/// Most slices one RenderOverlays call may draw.
+const MAX_SLICES: usize = 64;
 
 fn object_key(field: &str, reference: Option<ObjectRef>) -> Result<Key, Error> {
     let reference =
         reference.ok_or_else(|| Error::InvalidArgument(format!("{field} is required")))?;
     Key::parse(&reference.key).map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))
+}
+
+fn blocking_error(error: tokio::task::JoinError) -> Error {
+    Error::Internal(error.to_string())
 }
 
 #[tonic::async_trait]
@@ -43,18 +52,51 @@ impl Contract for MetricsService {
         request: Request<EvaluatePredictionRequest>,
     ) -> Result<Response<EvaluatePredictionResponse>, Status> {
         let request = request.into_inner();
-        object_key("prediction", request.prediction)?;
-        object_key("ground_truth", request.ground_truth)?;
-        Err(not_yet("EvaluatePrediction"))
+        let prediction = object_key("prediction", request.prediction)?;
+        let truth = object_key("ground_truth", request.ground_truth)?;
+        let (predicted, truth) = tokio::try_join!(
+            objects::label_map(&self.storage, &prediction, self.limits, "prediction"),
+            objects::label_map(&self.storage, &truth, self.limits, "ground_truth"),
+        )?;
+        let started = Instant::now();
+        let surfaces = request.surface_metrics;
+        let outcome = tokio::task::spawn_blocking(move || evaluate(&predicted, &truth, surfaces))
+            .await
+            .map_err(blocking_error)?;
+        self.telemetry
+            .prediction_evaluated(outcome.is_ok(), started.elapsed());
+        let case = outcome.map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        Ok(Response::new(EvaluatePredictionResponse {
+            metrics: Some(convert::case_metrics("", &case)),
+        }))
     }
 
     async fn evaluate_model(
         &self,
         request: Request<EvaluateModelRequest>,
     ) -> Result<Response<Self::EvaluateModelStream>, Status> {
-        Id::parse(&request.into_inner().dataset_id)
-            .map_err(|e| Error::InvalidArgument(format!("dataset_id: {e}")))?;
-        Err(not_yet("EvaluateModel"))
+        let request = request.into_inner();
+        let split = convert::split_from_proto(request.split)?;
+        let evaluator = self.evaluator();
+        let plan = evaluator
+            .plan(
+                &request.model_id,
+                &request.dataset_id,
+                split,
+                request.surface_metrics,
+                request.concurrency,
+                request.overlays,
+            )
+            .await?;
+        tracing::info!(
+            report_id = %plan.report_id,
+            model_id = %plan.model.model_id,
+            cases = plan.cases.len(),
+            "model evaluation started"
+        );
+        let (events, receiver) = mpsc::channel(16);
+        tokio::spawn(evaluator.run(plan, events));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
     async fn render_overlays(
@@ -62,32 +104,142 @@ impl Contract for MetricsService {
         request: Request<RenderOverlaysRequest>,
     ) -> Result<Response<RenderOverlaysResponse>, Status> {
         let request = request.into_inner();
-        object_key("image", request.image)?;
-        object_key("prediction", request.prediction)?;
-        object_key("ground_truth", request.ground_truth)?;
-        Err(not_yet("RenderOverlays"))
+        let image = object_key("image", request.image)?;
+        let prediction = object_key("prediction", request.prediction)?;
+        let truth = object_key("ground_truth", request.ground_truth)?;
+        if request.slices.len() > MAX_SLICES {
+            return Err(
+                Error::InvalidArgument(format!("at most {MAX_SLICES} slices per call")).into(),
+            );
+        }
+        let config =
+            preprocessing_from_proto(request.preprocessing).map_err(Error::InvalidArgument)?;
+        config.validate().map_err(Error::InvalidArgument)?;
+        // zscore has no gray levels to show: the window alone is drawn.
+        let intensity = config.intensity(None).unwrap_or(Intensity {
+            window: config.window(),
+            scheme: Scheme::None,
+        });
+        let prefix = if request.output_prefix.is_empty() {
+            None
+        } else {
+            Some(
+                Key::parse(request.output_prefix.trim_end_matches('/'))
+                    .map_err(|e| Error::InvalidArgument(format!("output_prefix: {e}")))?,
+            )
+        };
+        let (ct, predicted, truth) = tokio::try_join!(
+            objects::ct(&self.storage, &image, self.limits, "image"),
+            objects::label_map(&self.storage, &prediction, self.limits, "prediction"),
+            objects::label_map(&self.storage, &truth, self.limits, "ground_truth"),
+        )?;
+        let slices = request.slices;
+        let rendered = tokio::task::spawn_blocking(move || {
+            let scene = Scene::new(&ct, &predicted, &truth, intensity)?;
+            let draws: Vec<Draw> = if slices.is_empty() {
+                scene.picks().into_iter().map(Draw::from).collect()
+            } else {
+                slices
+                    .iter()
+                    .map(|&slice| Draw {
+                        slice: slice as usize,
+                        class: None,
+                        selection: None,
+                    })
+                    .collect()
+            };
+            scene.render(&draws, "")
+        })
+        .await
+        .map_err(blocking_error)??;
+        let fallback = ReportKeys::new(
+            &Id::parse(&reports::new_report_id().0).map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        let mut overlays = Vec::with_capacity(rendered.len());
+        for picture in rendered {
+            let key = match &prefix {
+                Some(prefix) => Key::parse(&format!("{prefix}/{}.png", picture.name))
+                    .map_err(|e| Error::InvalidArgument(format!("output_prefix: {e}")))?,
+                None => reports::overlay_key(&fallback, &picture.name)?,
+            };
+            let info = self
+                .storage
+                .put(&key, Bytes::from(picture.png))
+                .await
+                .map_err(Error::from)?;
+            overlays.push(Overlay {
+                slice: picture.slice as u32,
+                organ: convert::organ(picture.class),
+                png: Some(ObjectRef {
+                    key: key.to_string(),
+                    etag: info.etag.unwrap_or_default(),
+                    size_bytes: info.size,
+                }),
+                selection: picture
+                    .selection
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(Response::new(RenderOverlaysResponse { overlays }))
     }
 
     async fn get_report(
         &self,
         request: Request<GetReportRequest>,
     ) -> Result<Response<GetReportResponse>, Status> {
-        let id = Id::parse(&request.into_inner().report_id)
-            .map_err(|e| Error::InvalidArgument(format!("report_id: {e}")))?;
-        let record = ReportKeys::new(&id).record();
-        if !self.storage.exists(&record).await.map_err(Error::from)? {
-            return Err(Error::Storage(StorageError::NotFound {
-                key: record.to_string(),
-            })
-            .into());
-        }
-        Err(not_yet("GetReport"))
+        let id = request.into_inner().report_id;
+        let keys = reports::keys(&id)?;
+        let record = reports::load(&self.storage, &id).await?;
+        Ok(Response::new(GetReportResponse {
+            report: Some(convert::report(
+                &record,
+                keys.markdown().as_str(),
+                keys.html().as_str(),
+                true,
+            )),
+        }))
     }
 
     async fn list_reports(
         &self,
-        _request: Request<ListReportsRequest>,
+        request: Request<ListReportsRequest>,
     ) -> Result<Response<ListReportsResponse>, Status> {
-        Err(not_yet("ListReports"))
+        let request = request.into_inner();
+        let size = match request.page_size as usize {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let start = if request.page_token.is_empty() {
+            0
+        } else {
+            request.page_token.parse::<usize>().map_err(|_| {
+                Error::InvalidArgument("page_token is not one this service gave".into())
+            })?
+        };
+        let all = reports::list(&self.storage).await?;
+        let page: Vec<_> = all
+            .iter()
+            .skip(start)
+            .take(size)
+            .map(|r| {
+                let keys = reports::keys(&r.report_id)?;
+                Ok(convert::report(
+                    r,
+                    keys.markdown().as_str(),
+                    keys.html().as_str(),
+                    false,
+                ))
+            })
+            .collect::<Result<_, Error>>()?;
+        let next = start + page.len();
+        Ok(Response::new(ListReportsResponse {
+            reports: page,
+            next_page_token: if next < all.len() {
+                next.to_string()
+            } else {
+                String::new()
+            },
+        }))
     }
 }

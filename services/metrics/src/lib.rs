@@ -1,19 +1,30 @@
 //! The metrics service: per-organ overlap and surface metrics per case and per split,
 //! the study's table, overlays and reports. Model evaluation calls the inference
 //! service over gRPC at its configured address.
+//!
+//! - [`measures`]: IoU, Dice, counts, precision, recall, volume difference, HD95, NSD.
+//! - [`aggregate`]: means, medians and the study's pooled IoU over a split.
+//! - [`overlay`] and [`rendering`]: the yellow/green/red pictures and the 2×3 grid.
+//! - [`report`]: Markdown, self-contained HTML and training curves.
 
 pub mod aggregate;
+mod convert;
 mod error;
 mod grpc;
 pub mod measures;
+mod model_evaluation;
+mod objects;
 pub mod overlay;
+pub mod rendering;
 pub mod report;
+mod reports;
+mod telemetry;
 
 use abdoseg_protos::{
     inference::v1::inference_service_client::InferenceServiceClient,
     metrics::v1::metrics_service_server::MetricsServiceServer,
 };
-use abdoseg_server::{ServiceRegistration, propagation::inject_trace_context};
+use abdoseg_server::{ServiceRegistration, prometheus::Metrics, propagation::inject_trace_context};
 use abdoseg_storage::Storage;
 use tonic::{
     service::interceptor::InterceptedService,
@@ -21,6 +32,9 @@ use tonic::{
 };
 
 pub use error::Error;
+pub use model_evaluation::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY};
+pub use objects::ObjectLimits;
+pub use telemetry::Telemetry;
 
 type TraceInterceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
 
@@ -37,17 +51,25 @@ pub fn inference_client(url: &str) -> Result<InferenceClient, tonic::transport::
     ))
 }
 
-/// The service's state: the store with predictions and reports, and its inference peer.
+/// The service's state: the store with predictions and reports, its inference peer,
+/// its read limits and its Prometheus metrics.
 #[derive(Debug, Clone)]
 pub struct MetricsService {
     storage: Storage,
-    #[allow(dead_code, reason = "EvaluateModel calls it from the metrics issue on")]
     inference: InferenceClient,
+    limits: ObjectLimits,
+    telemetry: Telemetry,
 }
 
 impl MetricsService {
-    pub fn new(storage: Storage, inference: InferenceClient) -> Self {
-        Self { storage, inference }
+    /// A service whose metrics are registered in `metrics`.
+    pub fn new(storage: Storage, inference: InferenceClient, metrics: &Metrics) -> Self {
+        Self {
+            storage,
+            inference,
+            limits: ObjectLimits::default(),
+            telemetry: Telemetry::register(metrics),
+        }
     }
 
     /// The tonic server with its message limits, ready for a host.
@@ -57,6 +79,15 @@ impl MetricsService {
                 .max_decoding_message_size(max_message_bytes)
                 .max_encoding_message_size(max_message_bytes),
         )
+    }
+
+    fn evaluator(&self) -> model_evaluation::Evaluator {
+        model_evaluation::Evaluator {
+            storage: self.storage.clone(),
+            inference: self.inference.clone(),
+            limits: self.limits,
+            telemetry: self.telemetry.clone(),
+        }
     }
 }
 

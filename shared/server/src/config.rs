@@ -15,6 +15,11 @@ pub struct ServerArgs {
     #[arg(long, env = "ABDOSEG_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
+    /// Address of the Prometheus endpoint (`GET /metrics`); none when unset. Port 0
+    /// picks a free port.
+    #[arg(long, env = "ABDOSEG_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Largest gRPC message accepted or sent, in bytes. Volumes never travel in one
     /// message (they stream in chunks or stay in the store), so the largest messages
     /// are manifests and reports; 16 MiB holds a 1,000-case manifest with room to spare.

@@ -1,10 +1,12 @@
 //! Service wiring shared by abdoseg's four services: configuration blocks, telemetry,
 //! the gRPC host (health, reflection, message limits, tracing), trace propagation
-//! between services, graceful shutdown and the storage error mapping.
+//! between services, graceful shutdown, the Prometheus endpoint and the storage error
+//! mapping.
 
 pub mod config;
 mod host;
 mod lifecycle;
+pub mod prometheus;
 pub mod propagation;
 mod status;
 pub mod telemetry;

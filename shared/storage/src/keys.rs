@@ -344,6 +344,22 @@ impl ReportKeys {
     }
 
     /// One overlay picture, e.g. `Case_00001-slice-042-liver.png`.
+    /// Training curves drawn for the report.
+    pub fn loss_curve(&self) -> Key {
+        self.prefix.join("loss.svg")
+    }
+
+    pub fn iou_curve(&self) -> Key {
+        self.prefix.join("iou.svg")
+    }
+
+    /// A case's label map as the evaluated model predicted it.
+    pub fn prediction(&self, case: &Id) -> Key {
+        self.prefix
+            .join("predictions")
+            .join(format_args!("{case}.nii.gz"))
+    }
+
     pub fn overlay(&self, name: &Id) -> Key {
         self.prefix
             .join("overlays")
@@ -427,6 +443,11 @@ mod tests {
         assert_eq!(report.record().as_str(), "reports/r1/report.json");
         assert_eq!(report.markdown().as_str(), "reports/r1/report.md");
         assert_eq!(report.html().as_str(), "reports/r1/report.html");
+        assert_eq!(report.loss_curve().as_str(), "reports/r1/loss.svg");
+        assert_eq!(
+            report.prediction(&id("Case_00002")).as_str(),
+            "reports/r1/predictions/Case_00002.nii.gz"
+        );
         assert_eq!(
             report.overlay(&id("Case_00001-slice-042-liver")).as_str(),
             "reports/r1/overlays/Case_00001-slice-042-liver.png"
