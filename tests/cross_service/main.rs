@@ -2,6 +2,7 @@
 //! store, reached through real gRPC clients. One binary, one module per concern.
 
 mod contracts;
+mod evaluation;
 mod harness;
 mod health;
 mod limits;
