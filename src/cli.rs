@@ -5,6 +5,7 @@ mod evaluate;
 mod health;
 mod phantom;
 mod preprocess;
+mod report;
 mod segment;
 mod serve;
 mod train;
@@ -43,6 +44,10 @@ enum Command {
     Segment(segment::SegmentArgs),
     /// Compare a predicted label map file with its ground truth: IoU, Dice, HD95, NSD and more.
     Evaluate(evaluate::EvaluateArgs),
+    /// Evaluate a model on a dataset split through the metrics service into a stored report.
+    EvaluateModel(report::EvaluateModelArgs),
+    /// Show a stored evaluation report (or list them), and copy it out of the store.
+    Report(report::ReportArgs),
 }
 
 /// A channel to a running server.
@@ -80,6 +85,8 @@ pub fn run() -> ExitCode {
             Command::Jobs(args) => train::jobs(args).await,
             Command::Segment(args) => segment::run(args).await,
             Command::Evaluate(args) => evaluate::run(args),
+            Command::EvaluateModel(args) => report::evaluate_model(args).await,
+            Command::Report(args) => report::report(args).await,
         }
     });
     match result {
