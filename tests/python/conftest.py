@@ -77,6 +77,8 @@ def _serve(store, abdoseg):
             f"file://{store}",
             "--shutdown-grace-secs",
             "5",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -84,7 +86,10 @@ def _serve(store, abdoseg):
     line = process.stdout.readline()
     assert line.startswith("abdoseg listening on "), line
     address = line.rsplit(" ", 1)[1].strip()
-    return {"address": address, "process": process, "store": store}
+    line = process.stdout.readline()
+    assert line.startswith("abdoseg metrics on "), line
+    metrics_url = line.rsplit(" ", 1)[1].strip()
+    return {"address": address, "process": process, "store": store, "metrics_url": metrics_url}
 
 
 def _stop(server):
