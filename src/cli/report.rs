@@ -66,21 +66,38 @@ async fn client(url: &str) -> anyhow::Result<MetricsServiceClient<Channel>> {
 }
 
 fn cell(value: f64) -> String {
-    if value.is_nan() { "—".into() } else { format!("{value:.2}") }
+    if value.is_nan() {
+        "—".into()
+    } else {
+        format!("{value:.2}")
+    }
 }
 
 /// The study's table: one row, IoU over all voxels of the split.
 fn print_table(report: &Report) {
-    let row = |f: fn(&AggregateMetrics) -> f64| -> Vec<String> { report.aggregate.iter().map(|a| cell(f(a))).collect() };
+    let row = |f: fn(&AggregateMetrics) -> f64| -> Vec<String> {
+        report.aggregate.iter().map(|a| cell(f(a))).collect()
+    };
     println!("| Model | Background | Liver | Kidneys | Spleen | Pancreas |");
     println!("|---|---:|---:|---:|---:|---:|");
-    println!("| {} (pooled IoU) | {} |", report.model_id, row(|a| a.pooled_iou).join(" | "));
+    println!(
+        "| {} (pooled IoU) | {} |",
+        report.model_id,
+        row(|a| a.pooled_iou).join(" | ")
+    );
     println!("| mean IoU | {} |", row(|a| a.mean_iou).join(" | "));
     println!("| mean Dice | {} |", row(|a| a.mean_dice).join(" | "));
     let optional = |f: fn(&AggregateMetrics) -> Option<f64>| -> Vec<String> {
-        report.aggregate.iter().map(|a| f(a).map_or("—".into(), cell)).collect()
+        report
+            .aggregate
+            .iter()
+            .map(|a| f(a).map_or("—".into(), cell))
+            .collect()
     };
-    println!("| mean HD95 (mm) | {} |", optional(|a| a.mean_hd95_mm).join(" | "));
+    println!(
+        "| mean HD95 (mm) | {} |",
+        optional(|a| a.mean_hd95_mm).join(" | ")
+    );
     println!("| mean NSD | {} |", optional(|a| a.mean_nsd).join(" | "));
 }
 
@@ -102,7 +119,8 @@ pub async fn evaluate_model(args: EvaluateModelArgs) -> anyhow::Result<ExitCode>
         .await?
         .into_inner();
     let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} cases  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{bar:30} {pos}/{len} cases  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut failed = 0;
     while let Some(event) = stream.message().await? {
@@ -126,7 +144,11 @@ pub async fn evaluate_model(args: EvaluateModelArgs) -> anyhow::Result<ExitCode>
                     report.cases.len(),
                     report.report_id
                 );
-                return Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+                return Ok(if failed == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
             }
             None => {}
         }
@@ -137,7 +159,11 @@ pub async fn evaluate_model(args: EvaluateModelArgs) -> anyhow::Result<ExitCode>
 pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let mut client = client(&args.url).await?;
     let Some(report_id) = args.report_id else {
-        let reports = client.list_reports(ListReportsRequest::default()).await?.into_inner().reports;
+        let reports = client
+            .list_reports(ListReportsRequest::default())
+            .await?
+            .into_inner()
+            .reports;
         if reports.is_empty() {
             println!("no reports yet (abdoseg evaluate-model --dataset ID)");
         }
@@ -165,14 +191,21 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let Some(out) = args.out else {
         return Ok(ExitCode::SUCCESS);
     };
-    let storage = Storage::open(&args.store.store_config()?).context("cannot open the object store")?;
-    std::fs::create_dir_all(out.join("overlays")).with_context(|| format!("cannot create {}", out.display()))?;
+    let storage =
+        Storage::open(&args.store.store_config()?).context("cannot open the object store")?;
+    std::fs::create_dir_all(out.join("overlays"))
+        .with_context(|| format!("cannot create {}", out.display()))?;
     let prefix = format!("reports/{}/", report.report_id);
     let mut keys: Vec<String> = [report.markdown.as_ref(), report.html.as_ref()]
         .into_iter()
         .flatten()
         .map(|o| o.key.clone())
-        .chain(report.overlays.iter().filter_map(|o| o.png.as_ref().map(|p| p.key.clone())))
+        .chain(
+            report
+                .overlays
+                .iter()
+                .filter_map(|o| o.png.as_ref().map(|p| p.key.clone())),
+        )
         .collect();
     keys.extend(["loss.svg", "iou.svg"].map(|f| format!("{prefix}{f}")));
     for key in keys {
@@ -180,11 +213,14 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         let bytes = match storage.get(&parsed).await {
             Ok(bytes) => bytes,
             // Curves exist only for models with a training history.
-            Err(abdoseg_storage::StorageError::NotFound { .. }) if key.ends_with(".svg") => continue,
+            Err(abdoseg_storage::StorageError::NotFound { .. }) if key.ends_with(".svg") => {
+                continue;
+            }
             Err(error) => return Err(error).with_context(|| format!("cannot read {key}")),
         };
         let relative = key.strip_prefix(&prefix).unwrap_or(&key);
-        std::fs::write(out.join(relative), &bytes).with_context(|| format!("cannot write {relative}"))?;
+        std::fs::write(out.join(relative), &bytes)
+            .with_context(|| format!("cannot write {relative}"))?;
     }
     println!("copied to {}", out.display());
     Ok(ExitCode::SUCCESS)

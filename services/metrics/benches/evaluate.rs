@@ -46,7 +46,10 @@ fn pair() -> (Volume<u8>, Volume<u8>) {
     let predicted = truth.with_data(damaged(&truth.data)).expect("same grid");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data");
     std::fs::create_dir_all(&dir).expect("create target/bench-data");
-    for (name, volume) in [("eval-truth.nii.gz", &truth), ("eval-predicted.nii.gz", &predicted)] {
+    for (name, volume) in [
+        ("eval-truth.nii.gz", &truth),
+        ("eval-predicted.nii.gz", &predicted),
+    ] {
         std::fs::write(dir.join(name), write_labels(volume, true).expect("encode")).expect("write");
     }
     (predicted, truth)

@@ -5,12 +5,11 @@ use plotters::prelude::*;
 
 const SIZE: (u32, u32) = (640, 360);
 
+/// A named line of (epoch, value) points in a colour.
+type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
 /// Draws two series over epochs; `None` when there is nothing to draw.
-fn plot(
-    title: &str,
-    y_label: &str,
-    series: [(&str, Vec<(f64, f64)>, RGBColor); 2],
-) -> Option<String> {
+fn plot(title: &str, y_label: &str, series: [Series<'_>; 2]) -> Option<String> {
     let points = series.iter().flat_map(|s| s.1.iter());
     let (mut x_max, mut y_max) = (1.0f64, 0.0f64);
     let mut any = false;
