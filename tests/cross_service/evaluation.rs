@@ -4,7 +4,8 @@
 //! an overlay of a known pair has the right colours in the right pixels.
 
 use abdoseg_imaging::{
-    Geometry, Volume, nifti::read_labels, nifti::write_i16, nifti::write_labels,
+    Geometry, Volume,
+    nifti::{read_labels, read_labels_remapped, write_i16, write_labels},
 };
 use abdoseg_metrics::{measures::evaluate, overlay};
 use abdoseg_protos::{
@@ -23,7 +24,7 @@ use tonic::Code;
 
 use crate::{
     harness::Harness,
-    prepare::{prepare, put_phantoms, request},
+    prepare::{prepare, put_nnunet_phantoms, request},
     training::{config, start, wait_for_state},
 };
 
@@ -55,10 +56,22 @@ fn rgb_at(png: &(usize, usize, Vec<u8>), x: usize, y: usize) -> [u8; 3] {
     [png.2[at], png.2[at + 1], png.2[at + 2]]
 }
 
+/// nnU-Net's numbering back to the AbdomenCT-1K classes, written out independently of
+/// the service's `dataset.json` reading.
+fn from_nnunet() -> [Option<u8>; 256] {
+    let mut table = [None; 256];
+    for (value, class) in [(0, 0), (1, 3), (2, 1), (3, 2), (4, 2), (5, 4)] {
+        table[value] = Some(class);
+    }
+    table
+}
+
+/// The dataset is in nnU-Net's layout and numbering, so the ground truth must be read
+/// through its `dataset.json` (a pancreas of value 5 would otherwise fail every case).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trained_model_is_evaluated_on_its_test_split_into_a_report() {
     let harness = Harness::start().await;
-    put_phantoms(&harness.storage, "eval", 10, 11).await;
+    put_nnunet_phantoms(&harness.storage, "eval", 10, 11).await;
     let mut preprocessing =
         abdoseg_protos::preprocessing::v1::preprocessing_service_client::PreprocessingServiceClient::new(
             harness.channel.clone(),
@@ -140,9 +153,10 @@ async fn a_trained_model_is_evaluated_on_its_test_split_into_a_report() {
         );
         let predicted =
             read_labels(&get(&harness.storage, &prefix).await, &Default::default()).unwrap();
-        let truth = read_labels(
+        let truth = read_labels_remapped(
             &get(&harness.storage, &record.source_label.key).await,
             &Default::default(),
+            &from_nnunet(),
         )
         .unwrap();
         let local = evaluate(&predicted, &truth, true).unwrap();

@@ -29,28 +29,59 @@ pub fn real_case_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real-abdomen")
 }
 
+/// Writes phantom cases 1…`cases` under `raw/{name}/{images}` and `raw/{name}/{labels}`,
+/// their label values translated by `numbering`.
+async fn put_phantom_cases(
+    storage: &Storage,
+    name: &str,
+    (cases, seed): (usize, u64),
+    (images, labels): (&str, &str),
+    numbering: [u8; 5],
+) {
+    for index in 1..=cases {
+        let mut case = generate_case(seed, index, Center::new(seed, index % 3), None).unwrap();
+        case.labels.data.mapv_inplace(|v| numbering[usize::from(v)]);
+        let (image, label) = case_file_names(index);
+        for (key, bytes) in [
+            (
+                format!("raw/{name}/{images}/{image}"),
+                write_i16(&case.image, true).unwrap(),
+            ),
+            (
+                format!("raw/{name}/{labels}/{label}"),
+                write_labels(&case.labels, true).unwrap(),
+            ),
+        ] {
+            storage
+                .put(&Key::parse(&key).unwrap(), Bytes::from(bytes))
+                .await
+                .unwrap();
+        }
+    }
+}
+
 /// Writes `cases` phantom cases under `raw/{name}` directly into the store.
 pub async fn put_phantoms(storage: &Storage, name: &str, cases: usize, seed: u64) {
-    for index in 1..=cases {
-        let case = generate_case(seed, index, Center::new(seed, index % 3), None).unwrap();
-        let (image, label) = case_file_names(index);
-        let image_key = Key::parse(&format!("raw/{name}/images/{image}")).unwrap();
-        let label_key = Key::parse(&format!("raw/{name}/labels/{label}")).unwrap();
-        storage
-            .put(
-                &image_key,
-                Bytes::from(write_i16(&case.image, true).unwrap()),
-            )
-            .await
-            .unwrap();
-        storage
-            .put(
-                &label_key,
-                Bytes::from(write_labels(&case.labels, true).unwrap()),
-            )
-            .await
-            .unwrap();
-    }
+    let layout = ("images", "labels");
+    put_phantom_cases(storage, name, (cases, seed), layout, [0, 1, 2, 3, 4]).await;
+}
+
+/// Writes `cases` phantom cases under `raw/{name}` in nnU-Net's layout and numbering
+/// (spleen 1, liver 2, kidney_left 3, kidney_right 4, pancreas 5) with its `dataset.json`.
+pub async fn put_nnunet_phantoms(storage: &Storage, name: &str, cases: usize, seed: u64) {
+    let layout = ("imagesTr", "labelsTr");
+    put_phantom_cases(storage, name, (cases, seed), layout, [0, 2, 3, 1, 5]).await;
+    let dataset_json = serde_json::json!({
+        "labels": {"background": 0, "spleen": 1, "liver": 2, "kidney_left": 3, "kidney_right": 4, "pancreas": 5},
+        "file_ending": ".nii.gz"
+    });
+    storage
+        .put_json(
+            &Key::parse(&format!("raw/{name}/dataset.json")).unwrap(),
+            &dataset_json,
+        )
+        .await
+        .unwrap();
 }
 
 /// Uploads the real CT and its labels through UploadVolume as case `Real_00001`.
@@ -333,35 +364,7 @@ async fn bad_cases_are_reported_and_the_good_ones_complete() {
 async fn nnunet_layouts_are_translated_by_label_name() {
     let harness = Harness::start().await;
     let storage = &harness.storage;
-    // nnU-Net numbering: spleen 1, liver 2, kidney_left 3, kidney_right 4, pancreas 5.
-    let to_nnunet = [0u8, 2, 3, 1, 5];
-    for index in 1..=3 {
-        let mut case = generate_case(4, index, Center::new(4, index % 3), None).unwrap();
-        case.labels.data.mapv_inplace(|v| to_nnunet[usize::from(v)]);
-        let (image, label) = case_file_names(index);
-        storage
-            .put(
-                &Key::parse(&format!("raw/nn/imagesTr/{image}")).unwrap(),
-                Bytes::from(write_i16(&case.image, true).unwrap()),
-            )
-            .await
-            .unwrap();
-        storage
-            .put(
-                &Key::parse(&format!("raw/nn/labelsTr/{label}")).unwrap(),
-                Bytes::from(write_labels(&case.labels, true).unwrap()),
-            )
-            .await
-            .unwrap();
-    }
-    let dataset_json = serde_json::json!({
-        "labels": {"background": 0, "spleen": 1, "liver": 2, "kidney_left": 3, "kidney_right": 4, "pancreas": 5},
-        "file_ending": ".nii.gz"
-    });
-    storage
-        .put_json(&Key::parse("raw/nn/dataset.json").unwrap(), &dataset_json)
-        .await
-        .unwrap();
+    put_nnunet_phantoms(storage, "nn", 3, 4).await;
 
     let mut client = PreprocessingServiceClient::new(harness.channel.clone());
     let events = prepare(&mut client, request("raw/nn", 32)).await.unwrap();

@@ -4,7 +4,10 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use abdoseg_dataset::manifest::{CaseRecord, Manifest, Split};
+use abdoseg_dataset::{
+    labels::{NNUNET_LAYOUT, remap_from_dataset_json},
+    manifest::{CaseRecord, Manifest, Split},
+};
 use abdoseg_protos::{
     common::v1::ObjectRef,
     inference::v1::SegmentRequest,
@@ -47,6 +50,9 @@ pub struct Plan {
     pub surfaces: bool,
     pub concurrency: usize,
     pub overlays: bool,
+    /// How the dataset's label values map onto classes (nnU-Net datasets); `None` when
+    /// they are the classes.
+    pub label_remap: Option<[Option<u8>; 256]>,
 }
 
 /// The evaluation's parts, cloned into its task.
@@ -99,6 +105,14 @@ impl Evaluator {
                 convert::split_name(split)
             )));
         }
+        let label_remap = if manifest.layout == NNUNET_LAYOUT {
+            let key = Key::parse(&format!("{}/dataset.json", manifest.source_prefix))
+                .map_err(|e| Error::FailedPrecondition(format!("dataset {dataset_id}: {e}")))?;
+            let bytes = self.storage.get(&key).await?;
+            Some(remap_from_dataset_json(&bytes).map_err(Error::FailedPrecondition)?)
+        } else {
+            None
+        };
         let (report_id, created_at) = reports::new_report_id();
         Ok(Plan {
             report_id,
@@ -110,6 +124,7 @@ impl Evaluator {
             surfaces,
             concurrency,
             overlays,
+            label_remap,
         })
     }
 
@@ -249,7 +264,13 @@ impl Evaluator {
                 Key::parse(&case.source_label.key).map_err(|e| Error::Internal(e.to_string()))?;
             let (predicted, truth) = tokio::try_join!(
                 objects::label_map(&self.storage, &output, self.limits, "prediction"),
-                objects::label_map(&self.storage, &truth_key, self.limits, "ground truth"),
+                objects::label_map_remapped(
+                    &self.storage,
+                    &truth_key,
+                    self.limits,
+                    "ground truth",
+                    plan.label_remap
+                ),
             )?;
             let surfaces = plan.surfaces;
             tokio::task::spawn_blocking(move || evaluate(&predicted, &truth, surfaces))
@@ -298,7 +319,13 @@ impl Evaluator {
             let (ct, predicted, truth) = tokio::try_join!(
                 objects::ct(&self.storage, &image, self.limits, "image"),
                 objects::label_map(&self.storage, &prediction, self.limits, "prediction"),
-                objects::label_map(&self.storage, &truth, self.limits, "ground truth"),
+                objects::label_map_remapped(
+                    &self.storage,
+                    &truth,
+                    self.limits,
+                    "ground truth",
+                    plan.label_remap
+                ),
             )?;
             let selections: Vec<(u8, &'static str)> = wanted
                 .iter()

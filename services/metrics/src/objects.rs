@@ -2,7 +2,7 @@
 
 use abdoseg_imaging::{
     Volume,
-    nifti::{ReadLimits, read_ct, read_labels},
+    nifti::{ReadLimits, read_ct, read_labels, read_labels_remapped},
 };
 use abdoseg_storage::{Key, Storage};
 
@@ -35,18 +35,34 @@ impl ObjectLimits {
     }
 }
 
-/// Reads a label map; `what` names the field in errors (no patient data).
+/// Reads a label map of classes 0–4; `what` names the field in errors (no patient data).
 pub async fn label_map(
     storage: &Storage,
     key: &Key,
     limits: ObjectLimits,
     what: &str,
 ) -> Result<Volume<u8>, Error> {
+    label_map_remapped(storage, key, limits, what, None).await
+}
+
+/// Reads a label map whose values `remap` translates into classes (a dataset's own
+/// convention, e.g. nnU-Net's `dataset.json`); `None` expects classes 0–4.
+pub async fn label_map_remapped(
+    storage: &Storage,
+    key: &Key,
+    limits: ObjectLimits,
+    what: &str,
+    remap: Option<[Option<u8>; 256]>,
+) -> Result<Volume<u8>, Error> {
     let bytes = storage.get_bounded(key, limits.max_object_bytes).await?;
     let read = limits.read_limits();
     let what = what.to_owned();
     tokio::task::spawn_blocking(move || {
-        read_labels(&bytes, &read).map_err(|e| Error::InvalidObject {
+        match &remap {
+            Some(remap) => read_labels_remapped(&bytes, &read, remap),
+            None => read_labels(&bytes, &read),
+        }
+        .map_err(|e| Error::InvalidObject {
             what,
             detail: e.to_string(),
         })

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use abdoseg_dataset::{manifest::SourceObject, prepare::identity_remap};
+use abdoseg_dataset::{
+    labels::remap_from_dataset_json, manifest::SourceObject, prepare::identity_remap,
+};
 use abdoseg_storage::{Id, Key, ObjectInfo, Storage};
-use serde::Deserialize;
 
 use crate::Error;
 
@@ -20,7 +21,7 @@ impl Layout {
     pub fn name(self) -> &'static str {
         match self {
             Layout::AbdomenCt1k => "abdomenct1k",
-            Layout::NnUnet => "nnunet",
+            Layout::NnUnet => abdoseg_dataset::labels::NNUNET_LAYOUT,
         }
     }
 
@@ -57,37 +58,10 @@ pub fn source_object(info: &ObjectInfo) -> SourceObject {
     }
 }
 
-#[derive(Deserialize)]
-struct DatasetJson {
-    labels: BTreeMap<String, serde_json::Value>,
-}
-
-/// Class of an nnU-Net label name in the AbdomenCT-1K convention.
-fn class_of(name: &str) -> Option<u8> {
-    match name.to_ascii_lowercase().as_str() {
-        "background" => Some(0),
-        "liver" => Some(1),
-        "kidney" | "kidneys" | "kidney_left" | "kidney_right" | "left kidney" | "right kidney" => {
-            Some(2)
-        }
-        "spleen" => Some(3),
-        "pancreas" => Some(4),
-        _ => None,
-    }
-}
-
 async fn nnunet_remap(storage: &Storage, prefix: &Key) -> Result<[Option<u8>; 256], Error> {
     let key = Key::parse(&format!("{prefix}/dataset.json")).map_err(Error::from)?;
-    let json: DatasetJson = storage.get_json(&key).await?;
-    let mut remap = [None; 256];
-    for (name, value) in json.labels {
-        let value = value.as_u64().filter(|&v| v < 256).ok_or_else(|| {
-            Error::InvalidDataset(format!("dataset.json: label {name:?} is not 0–255"))
-        })?;
-        // Organs abdoseg does not segment become background.
-        remap[value as usize] = Some(class_of(&name).unwrap_or(0));
-    }
-    Ok(remap)
+    let bytes = storage.get(&key).await?;
+    remap_from_dataset_json(&bytes).map_err(Error::InvalidDataset)
 }
 
 /// Lists the cases under `prefix`; `layout` None detects it.

@@ -1,6 +1,7 @@
 //! Prepared datasets: what the preprocessing service writes and training reads.
 //!
 //! - [`config`]: the preprocessing recorded with every dataset and model.
+//! - [`labels`]: label conventions of raw datasets (nnU-Net's `dataset.json`).
 //! - [`manifest`]: the dataset's manifest, per-case records and fingerprint.
 //! - [`shard`]: the compact slice-shard format, readable one slice at a time.
 //! - [`split`]: the seeded patient-level split.
@@ -8,6 +9,7 @@
 
 pub mod config;
 mod digest;
+pub mod labels;
 pub mod manifest;
 pub mod prepare;
 pub mod proto;

@@ -1,5 +1,6 @@
 //! Training curves as SVG: loss and mean organ IoU per epoch, train and validation.
 
+use abdoseg_imaging::{CLASS_NAMES, NUM_CLASSES};
 use abdoseg_model::train::EpochReport;
 use plotters::prelude::*;
 
@@ -9,7 +10,7 @@ const SIZE: (u32, u32) = (640, 360);
 type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
 
 /// Draws two series over epochs; `None` when there is nothing to draw.
-fn plot(title: &str, y_label: &str, series: [Series<'_>; 2]) -> Option<String> {
+fn plot(title: &str, y_label: &str, series: Vec<Series<'_>>) -> Option<String> {
     let points = series.iter().flat_map(|s| s.1.iter());
     let (mut x_max, mut y_max) = (1.0f64, 0.0f64);
     let mut any = false;
@@ -66,29 +67,34 @@ pub fn loss_curves(history: &[EpochReport]) -> Option<String> {
     plot(
         "Loss",
         "loss",
-        [
+        vec![
             ("train", series(|e| e.train_loss), BLUE),
             ("validation", series(|e| e.validation_loss), RED),
         ],
     )
 }
 
-/// Train and validation mean organ IoU per epoch.
+/// Validation IoU per organ and the train mean organ IoU, per epoch.
 pub fn iou_curves(history: &[EpochReport]) -> Option<String> {
-    let series =
-        |f: fn(&EpochReport) -> f64| history.iter().map(|e| (e.epoch as f64, f(e))).collect();
-    plot(
-        "Mean organ IoU",
-        "IoU",
-        [
-            ("train", series(|e| e.train.mean_foreground_iou()), BLUE),
-            (
-                "validation",
-                series(|e| e.validation.mean_foreground_iou()),
-                RED,
-            ),
-        ],
-    )
+    let colours = [RGBColor(200, 150, 0), RGBColor(0, 150, 0), RED, MAGENTA];
+    let mut lines: Vec<Series<'_>> = (1..NUM_CLASSES)
+        .map(|class| {
+            let points = history
+                .iter()
+                .map(|e| (e.epoch as f64, e.validation.iou()[class]))
+                .collect();
+            (CLASS_NAMES[class], points, colours[class - 1])
+        })
+        .collect();
+    lines.push((
+        "train (mean)",
+        history
+            .iter()
+            .map(|e| (e.epoch as f64, e.train.mean_foreground_iou()))
+            .collect(),
+        BLUE,
+    ));
+    plot("Validation IoU per organ", "IoU", lines)
 }
 
 #[cfg(test)]
@@ -103,5 +109,13 @@ mod tests {
         assert!(svg.contains("validation") && svg.contains("train"));
         assert!(svg.matches("<polyline").count() >= 2, "{svg}");
         assert!(loss_curves(&[]).is_none());
+        let iou = iou_curves(&sample::report().history).unwrap();
+        assert!(iou.contains("pancreas") && iou.contains("train (mean)"));
+        for organ in &CLASS_NAMES[1..] {
+            assert!(
+                iou.contains(&format!(">\n{organ}\n<")),
+                "{organ} in the legend"
+            );
+        }
     }
 }

@@ -64,7 +64,7 @@ pub fn markdown(report: &ReportRecord) -> String {
     if !report.history.is_empty() {
         let _ = writeln!(
             out,
-            "\n## Training\n\nBest epoch: {}.\n\n![Loss per epoch](loss.svg)\n\n![Mean organ IoU per epoch](iou.svg)",
+            "\n## Training\n\nBest epoch: {}.\n\n![Loss per epoch](loss.svg)\n\n![Validation IoU per organ per epoch](iou.svg)",
             report.best_epoch
         );
     }
