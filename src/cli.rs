@@ -1,14 +1,16 @@
 //! The command line: `abdoseg serve …` runs services, `abdoseg health` checks them.
 
-mod dataset;
+pub(crate) mod dataset;
 mod evaluate;
+mod experiment;
 mod health;
 mod phantom;
 mod preprocess;
-mod report;
+mod quickstart;
+pub(crate) mod report;
 mod segment;
 mod serve;
-mod train;
+pub(crate) mod train;
 
 use std::process::ExitCode;
 
@@ -24,6 +26,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// From nothing to a trained, evaluated model and its report, on this machine: phantoms
+    /// (or your folder), the HE variant, U-Net 1, the test split, the study's table.
+    Quickstart(quickstart::QuickstartArgs),
+    /// Run the study's grid (schemes × variants × depths, from a TOML file) through a
+    /// running server into the study's comparison table.
+    Experiment(experiment::ExperimentArgs),
     /// Serve all four services on one address, or one of them alone.
     Serve(serve::ServeArgs),
     /// Import, prepare and inspect datasets through the preprocessing service.
@@ -75,6 +83,8 @@ pub fn run() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Quickstart(args) => quickstart::run(args).await,
+            Command::Experiment(args) => experiment::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Dataset(args) => dataset::run(args).await,
             Command::Health(args) => health::run(args).await,

@@ -4,4 +4,5 @@
 //! services (preprocessing, training, inference, metrics) into one server.
 
 pub mod cli;
+pub mod experiment;
 pub mod stack;

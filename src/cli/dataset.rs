@@ -61,7 +61,7 @@ enum DatasetCommand {
     List,
 }
 
-async fn client(url: &str) -> anyhow::Result<PreprocessingServiceClient<Channel>> {
+pub async fn client(url: &str) -> anyhow::Result<PreprocessingServiceClient<Channel>> {
     Ok(PreprocessingServiceClient::new(super::connect(url).await?)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(16 << 20))
@@ -151,7 +151,8 @@ pub async fn upload_file(
     Ok(())
 }
 
-async fn import(
+/// Uploads an AbdomenCT-1K-style folder (`images/`, `labels/`) as `raw/{name}`.
+pub async fn import(
     client: &mut PreprocessingServiceClient<Channel>,
     dir: &Path,
     name: &str,
@@ -212,6 +213,19 @@ async fn prepare(
     config: PreprocessingConfig,
     seed: u64,
 ) -> anyhow::Result<ExitCode> {
+    let dataset_id = prepare_dataset(client, source, config, seed).await?;
+    println!("dataset {dataset_id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prepares a raw dataset with a progress bar; returns the dataset's id. A dataset
+/// prepared before is found, not prepared again; an interrupted one resumes.
+pub async fn prepare_dataset(
+    client: &mut PreprocessingServiceClient<Channel>,
+    source: String,
+    config: PreprocessingConfig,
+    seed: u64,
+) -> anyhow::Result<String> {
     let mut events = client
         .prepare_dataset(PrepareDatasetRequest {
             source_prefix: source,
@@ -237,8 +251,11 @@ async fn prepare(
     for failed in &failures {
         eprintln!("skipped {}: {}", failed.case_id, failed.reason);
     }
-    println!("dataset {dataset_id}");
-    Ok(ExitCode::SUCCESS)
+    anyhow::ensure!(
+        !dataset_id.is_empty(),
+        "the preparation ended without a dataset"
+    );
+    Ok(dataset_id)
 }
 
 async fn show(

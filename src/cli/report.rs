@@ -61,7 +61,7 @@ pub struct ReportArgs {
     url: String,
 }
 
-async fn client(url: &str) -> anyhow::Result<MetricsServiceClient<Channel>> {
+pub async fn client(url: &str) -> anyhow::Result<MetricsServiceClient<Channel>> {
     Ok(MetricsServiceClient::new(super::connect(url).await?).max_decoding_message_size(64 << 20))
 }
 
@@ -74,7 +74,7 @@ fn cell(value: f64) -> String {
 }
 
 /// The study's table: one row, IoU over all voxels of the split.
-fn print_table(report: &Report) {
+pub fn print_table(report: &Report) {
     let row = |f: fn(&AggregateMetrics) -> f64| -> Vec<String> {
         report.aggregate.iter().map(|a| cell(f(a))).collect()
     };
@@ -103,21 +103,40 @@ fn print_table(report: &Report) {
 
 pub async fn evaluate_model(args: EvaluateModelArgs) -> anyhow::Result<ExitCode> {
     let mut client = client(&args.url).await?;
-    let mut stream = client
-        .evaluate_model(EvaluateModelRequest {
-            model_id: args.model,
-            dataset_id: args.dataset,
-            split: match args.split {
-                SplitName::Train => Split::Train,
-                SplitName::Validation => Split::Validation,
-                SplitName::Test => Split::Test,
-            } as i32,
-            surface_metrics: !args.no_surface,
-            concurrency: args.concurrency,
-            overlays: !args.no_overlays,
-        })
-        .await?
-        .into_inner();
+    let request = EvaluateModelRequest {
+        model_id: args.model,
+        dataset_id: args.dataset,
+        split: match args.split {
+            SplitName::Train => Split::Train,
+            SplitName::Validation => Split::Validation,
+            SplitName::Test => Split::Test,
+        } as i32,
+        surface_metrics: !args.no_surface,
+        concurrency: args.concurrency,
+        overlays: !args.no_overlays,
+    };
+    let (report, failed) = evaluate(&mut client, request).await?;
+    print_table(&report);
+    println!(
+        "\nreport {}: {} cases, {failed} failed; `abdoseg report {} --out DIR` copies it out",
+        report.report_id,
+        report.cases.len(),
+        report.report_id
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs an evaluation with a progress bar; returns the stored report and how many cases
+/// failed.
+pub async fn evaluate(
+    client: &mut MetricsServiceClient<Channel>,
+    request: EvaluateModelRequest,
+) -> anyhow::Result<(Report, usize)> {
+    let mut stream = client.evaluate_model(request).await?.into_inner();
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} cases  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -133,22 +152,11 @@ pub async fn evaluate_model(args: EvaluateModelArgs) -> anyhow::Result<ExitCode>
             }
             Some(Event::CaseFailed(f)) => {
                 failed += 1;
-                bar.println(format!("{} failed: {}", f.case_id, f.reason));
+                bar.suspend(|| println!("{} failed: {}", f.case_id, f.reason));
             }
             Some(Event::Report(report)) => {
                 bar.finish_and_clear();
-                print_table(&report);
-                println!(
-                    "\nreport {}: {} cases, {failed} failed; `abdoseg report {} --out DIR` copies it out",
-                    report.report_id,
-                    report.cases.len(),
-                    report.report_id
-                );
-                return Ok(if failed == 0 {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                });
+                return Ok((report, failed));
             }
             None => {}
         }

@@ -122,7 +122,7 @@ pub struct JobsArgs {
     url: String,
 }
 
-async fn client(url: &str) -> anyhow::Result<TrainingServiceClient<Channel>> {
+pub async fn client(url: &str) -> anyhow::Result<TrainingServiceClient<Channel>> {
     Ok(TrainingServiceClient::new(super::connect(url).await?).max_decoding_message_size(64 << 20))
 }
 
@@ -191,7 +191,10 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if args.detach {
         return Ok(ExitCode::SUCCESS);
     }
-    watch(&mut client, job_id).await
+    Ok(match watch(&mut client, job_id).await? {
+        Some(_) => ExitCode::SUCCESS,
+        None => ExitCode::FAILURE,
+    })
 }
 
 const HEADER: &str = "epoch  train loss  val loss   liver  kidney  spleen  pancreas   mean    time";
@@ -221,10 +224,12 @@ fn say(bar: &ProgressBar, line: &str) {
 }
 
 /// Follows a job to its end: a bar over each epoch's batches, a table row per epoch.
-async fn watch(
+/// Returns the registered model, or `None` when the job was cancelled or the stream ended
+/// first (the job goes on in the service).
+pub async fn watch(
     client: &mut TrainingServiceClient<Channel>,
     job_id: String,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Option<String>> {
     let job = client
         .get_job(GetJobRequest {
             job_id: job_id.clone(),
@@ -267,7 +272,7 @@ async fn watch(
             Some(Event::StateChanged(state)) => {
                 if state == JobState::Cancelled as i32 {
                     bar.abandon_with_message("cancelled");
-                    return Ok(ExitCode::FAILURE);
+                    return Ok(None);
                 }
                 if state == JobState::Queued as i32 {
                     bar.set_message("queued");
@@ -276,7 +281,7 @@ async fn watch(
             Some(Event::Finished(f)) => {
                 bar.finish_and_clear();
                 println!("model {} (best epoch {})", f.model_id, f.best_epoch);
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Some(f.model_id));
             }
             Some(Event::Failed(f)) => {
                 bar.abandon();
@@ -287,7 +292,7 @@ async fn watch(
     }
     bar.abandon();
     println!("the server stopped streaming; the job goes on (abdoseg train --watch ID)");
-    Ok(ExitCode::FAILURE)
+    Ok(None)
 }
 
 pub async fn models(args: ModelsArgs) -> anyhow::Result<ExitCode> {

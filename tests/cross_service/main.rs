@@ -3,6 +3,7 @@
 
 mod contracts;
 mod evaluation;
+mod experiment;
 mod harness;
 mod health;
 mod limits;

@@ -15,7 +15,7 @@ use crate::measures::{CaseEvaluation, NSD_TOLERANCE_MM};
 
 pub use curves::{iou_curves, loss_curves};
 pub use html::html;
-pub use markdown::markdown;
+pub use markdown::{STUDY_BEST, markdown};
 
 /// One evaluated case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

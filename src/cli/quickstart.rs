@@ -1,0 +1,305 @@
+//! `abdoseg quickstart`: from nothing to a trained, evaluated model and its report, on
+//! this machine. The four services run in this process on loopback over the local store;
+//! every step goes through their gRPC APIs. Every step finds what an earlier run left
+//! (the raw data, the prepared dataset, the training job and its checkpoints, the report),
+//! so Ctrl-C and the same command again resumes.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use abdoseg_imaging::{
+    nifti::{write_i16, write_labels},
+    phantom::{Center, generate_case},
+};
+use abdoseg_protos::{
+    common::v1::{Device, IntensityScheme, PreprocessingConfig, Split},
+    metrics::v1::{EvaluateModelRequest, ListReportsRequest},
+    training::v1::{
+        ClassWeighting, JobState, ListJobsRequest, Normalization, StartTrainingRequest,
+        TrainingConfig,
+    },
+};
+use abdoseg_server::{HostOptions, config::StoreArgs};
+use abdoseg_storage::{Id, Storage, StoreLocation, keys::RawDatasetKeys};
+use anyhow::Context;
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::net::TcpListener;
+
+use crate::{
+    cli::{dataset, report, train},
+    stack::{self, Role, StackConfig},
+};
+
+/// The name of quickstart's training jobs: a later run finds its job by it.
+const JOB_NAME: &str = "quickstart";
+
+#[derive(Debug, clap::Args)]
+pub struct QuickstartArgs {
+    /// An AbdomenCT-1K-style folder (`images/`, `labels/`) to use instead of phantoms.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Phantom cases to write (split 60/20/20 by patient).
+    #[arg(long, default_value_t = 20)]
+    cases: usize,
+    /// Model input size (square), pixels.
+    #[arg(long, default_value_t = 128)]
+    size: u32,
+    /// Training epochs, each of --slices-per-epoch slices: sized for two CPU cores.
+    #[arg(long, default_value_t = 8)]
+    epochs: u32,
+    #[arg(long, default_value_t = 400)]
+    slices_per_epoch: u32,
+    /// Filters of the first level (doubling per level).
+    #[arg(long, default_value_t = 8)]
+    base_filters: u32,
+    #[arg(long, default_value_t = 5)]
+    depth: u32,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+impl QuickstartArgs {
+    /// U-Net 1 with what made the pancreas learnable on the CPU (docs/benchmarks.md):
+    /// instance norm, inverse-√frequency class weights, half of each batch from slices with
+    /// the rarest organs.
+    fn training(&self, dataset_id: &str) -> TrainingConfig {
+        TrainingConfig {
+            dataset_id: dataset_id.to_owned(),
+            name: JOB_NAME.to_owned(),
+            depth: self.depth,
+            base_filters: self.base_filters,
+            batch_size: 16,
+            epochs: self.epochs,
+            slices_per_epoch: self.slices_per_epoch,
+            learning_rate: 3e-3,
+            class_weighting: ClassWeighting::InverseSqrtFrequency as i32,
+            foreground_oversampling: 0.5,
+            normalization: Normalization::Instance as i32,
+            augmentation: None, // the service's default augmentation
+            device: Device::Auto as i32,
+            seed: 1,
+            ..TrainingConfig::default()
+        }
+    }
+
+    /// Whether `config` (as the service recorded it) is the job this run would start.
+    fn same_job(&self, config: &TrainingConfig, dataset_id: &str) -> bool {
+        config.name == JOB_NAME
+            && config.dataset_id == dataset_id
+            && (config.epochs, config.slices_per_epoch) == (self.epochs, self.slices_per_epoch)
+            && (config.depth, config.base_filters) == (self.depth, self.base_filters)
+    }
+}
+
+fn step(n: u32, what: &str) {
+    println!("\n[{n}/5] {what}");
+}
+
+/// Writes the phantoms the store lacks (a rerun writes none).
+async fn write_phantoms(
+    storage: &Storage,
+    keys: &RawDatasetKeys,
+    cases: usize,
+) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(cases as u64).with_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} cases, {elapsed}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("phantoms");
+    for index in 1..=cases {
+        let case_id = Id::parse(&format!("Case_{index:05}"))?;
+        let (image_key, label_key) = (keys.image(&case_id), keys.label(&case_id));
+        if !(storage.exists(&image_key).await? && storage.exists(&label_key).await?) {
+            let case = generate_case(1, index, Center::new(1, (index - 1) % 3), None)?;
+            // The label first: a case counts once its image is there.
+            storage
+                .put(&label_key, Bytes::from(write_labels(&case.labels, true)?))
+                .await?;
+            storage
+                .put(&image_key, Bytes::from(write_i16(&case.image, true)?))
+                .await?;
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(())
+}
+
+/// The whole run; returns the exit code once the report is printed.
+async fn run_steps(
+    args: &QuickstartArgs,
+    storage: &Storage,
+    url: &str,
+) -> anyhow::Result<ExitCode> {
+    step(1, "data");
+    let source = match &args.data {
+        Some(dir) => {
+            let name = "quickstart-import";
+            let mut client = dataset::client(url).await?;
+            dataset::import(&mut client, dir, name).await?;
+            format!("raw/{name}")
+        }
+        None => {
+            anyhow::ensure!(
+                args.cases >= 5,
+                "--cases must be at least 5 (60/20/20 split)"
+            );
+            let keys = RawDatasetKeys::imported(&Id::parse("quickstart")?);
+            write_phantoms(storage, &keys, args.cases).await?;
+            keys.prefix().to_string()
+        }
+    };
+
+    step(
+        2,
+        "prepare: the HE variant (the study's best scheme), axial slices, 60/20/20 by patient",
+    );
+    let mut preprocessing = dataset::client(url).await?;
+    let config = PreprocessingConfig {
+        scheme: IntensityScheme::He as i32,
+        slice_width: args.size,
+        slice_height: args.size,
+        ..PreprocessingConfig::default()
+    };
+    let dataset_id = dataset::prepare_dataset(&mut preprocessing, source, config, 1).await?;
+    println!("dataset {dataset_id}");
+
+    step(
+        3,
+        "train: U-Net 1 on the CPU (or the GPU when there is one)",
+    );
+    let mut training = train::client(url).await?;
+    let jobs = training
+        .list_jobs(ListJobsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .jobs;
+    let earlier = jobs.into_iter().find(|job| {
+        job.config
+            .as_ref()
+            .is_some_and(|c| args.same_job(c, &dataset_id))
+            && ![JobState::Failed as i32, JobState::Cancelled as i32].contains(&job.state)
+    });
+    let model_id = match earlier {
+        Some(job) if job.state == JobState::Succeeded as i32 => {
+            println!("job {} finished before: model {}", job.job_id, job.model_id);
+            job.model_id
+        }
+        other => {
+            let job_id = match other {
+                Some(job) => {
+                    println!(
+                        "resuming job {} after epoch {}",
+                        job.job_id, job.epochs_done
+                    );
+                    job.job_id
+                }
+                None => {
+                    let job = training
+                        .start_training(StartTrainingRequest {
+                            config: Some(args.training(&dataset_id)),
+                        })
+                        .await?
+                        .into_inner()
+                        .job
+                        .context("the training service returned no job")?;
+                    println!("job {}", job.job_id);
+                    job.job_id
+                }
+            };
+            match train::watch(&mut training, job_id).await? {
+                Some(model) => model,
+                None => return Ok(ExitCode::FAILURE),
+            }
+        }
+    };
+
+    step(
+        4,
+        "evaluate on the test split through the inference service",
+    );
+    let mut metrics = report::client(url).await?;
+    let reports = metrics
+        .list_reports(ListReportsRequest {
+            page_size: 500,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .reports;
+    let earlier = reports.into_iter().find(|r| {
+        r.model_id == model_id && r.dataset_id == dataset_id && r.split == Split::Test as i32
+    });
+    let report = match earlier {
+        Some(summary) => {
+            println!("evaluated before: report {}", summary.report_id);
+            summary
+        }
+        None => {
+            let request = EvaluateModelRequest {
+                model_id: model_id.clone(),
+                dataset_id: dataset_id.clone(),
+                split: Split::Test as i32,
+                surface_metrics: true,
+                concurrency: 2,
+                overlays: true,
+            };
+            report::evaluate(&mut metrics, request).await?.0
+        }
+    };
+
+    step(5, "report");
+    report::print_table(&report);
+    let html = report
+        .html
+        .as_ref()
+        .map(|o| o.key.clone())
+        .unwrap_or_default();
+    let place = match storage.location() {
+        StoreLocation::File(root) => root.join(&html).display().to_string(),
+        other @ (StoreLocation::S3 { .. } | StoreLocation::Memory) => {
+            format!("{html} in {}", other.to_url())
+        }
+    };
+    println!("\nreport {}: {place}", report.report_id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
+    let store = args.store.store_config()?;
+    let storage = Storage::open(&store).context("cannot open the object store")?;
+    println!("abdoseg quickstart over {}", store.location.to_url());
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let running = stack::spawn(
+        listener,
+        StackConfig {
+            role: Role::All,
+            storage: storage.clone(),
+            peers: Default::default(),
+            max_message_bytes: 64 << 20,
+            host: HostOptions {
+                shutdown_grace: Duration::from_secs(30),
+                shutdown_delay: Duration::ZERO,
+            },
+            preprocess_workers: 2,
+            training_jobs: 1,
+            inference: Default::default(),
+            default_model: None,
+            metrics: Default::default(),
+        },
+    )?;
+    let url = running.url();
+    let outcome = tokio::select! {
+        outcome = run_steps(&args, &storage, &url) => outcome,
+        _ = abdoseg_server::wait_for_signal() => {
+            println!("\nstopping: the training job pauses at its next batch (its last epoch is saved); run the same command to resume");
+            Ok(ExitCode::from(130))
+        }
+    };
+    running.stop().await?;
+    outcome
+}
