@@ -85,6 +85,9 @@ pub fn print_table(report: &Report) {
         report.model_id,
         row(|a| a.pooled_iou).join(" | ")
     );
+    let (study, values) = abdoseg_metrics::report::STUDY_BEST;
+    let values: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+    println!("| {study} | {} |", values.join(" | "));
     println!("| mean IoU | {} |", row(|a| a.mean_iou).join(" | "));
     println!("| mean Dice | {} |", row(|a| a.mean_dice).join(" | "));
     let optional = |f: fn(&AggregateMetrics) -> Option<f64>| -> Vec<String> {

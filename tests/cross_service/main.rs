@@ -8,6 +8,7 @@ mod harness;
 mod health;
 mod limits;
 mod prepare;
+mod quickstart;
 mod resume;
 mod segment;
 mod shutdown;
