@@ -4,7 +4,11 @@
 //! (the raw data, the prepared dataset, the training job and its checkpoints, the report),
 //! so Ctrl-C and the same command again resumes.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use abdoseg_imaging::{
     nifti::{write_i16, write_labels},
@@ -42,12 +46,12 @@ pub struct QuickstartArgs {
     #[arg(long, default_value_t = 20)]
     cases: usize,
     /// Model input size (square), pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 96)]
     size: u32,
     /// Training epochs, each of --slices-per-epoch slices: sized for two CPU cores.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 5)]
     epochs: u32,
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 1000)]
     slices_per_epoch: u32,
     /// Filters of the first level (doubling per level).
     #[arg(long, default_value_t = 8)]
@@ -91,8 +95,10 @@ impl QuickstartArgs {
     }
 }
 
-fn step(n: u32, what: &str) {
-    println!("\n[{n}/5] {what}");
+/// Prints a step's heading with the time since the run started.
+fn step(started: Instant, n: u32, what: &str) {
+    let seconds = started.elapsed().as_secs();
+    println!("\n[{n}/5] {what}  ({}:{:02})", seconds / 60, seconds % 60);
 }
 
 /// Writes the phantoms the store lacks (a rerun writes none).
@@ -132,7 +138,8 @@ async fn run_steps(
     storage: &Storage,
     url: &str,
 ) -> anyhow::Result<ExitCode> {
-    step(1, "data");
+    let started = Instant::now();
+    step(started, 1, "data");
     let source = match &args.data {
         Some(dir) => {
             let name = "quickstart-import";
@@ -152,6 +159,7 @@ async fn run_steps(
     };
 
     step(
+        started,
         2,
         "prepare: the HE variant (the study's best scheme), axial slices, 60/20/20 by patient",
     );
@@ -166,6 +174,7 @@ async fn run_steps(
     println!("dataset {dataset_id}");
 
     step(
+        started,
         3,
         "train: U-Net 1 on the CPU (or the GPU when there is one)",
     );
@@ -219,6 +228,7 @@ async fn run_steps(
     };
 
     step(
+        started,
         4,
         "evaluate on the test split through the inference service",
     );
@@ -252,7 +262,7 @@ async fn run_steps(
         }
     };
 
-    step(5, "report");
+    step(started, 5, "report");
     report::print_table(&report);
     let html = report
         .html
@@ -266,6 +276,8 @@ async fn run_steps(
         }
     };
     println!("\nreport {}: {place}", report.report_id);
+    let seconds = started.elapsed().as_secs();
+    println!("done in {}:{:02}", seconds / 60, seconds % 60);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,12 +1,15 @@
 //! A CT volume to a label map on the input's exact grid: the model's own preprocessing
-//! (`model_slices`, the path training data took), batched forward passes, argmax, nearest
-//! resizing back to the canonical slice size, the largest components, the file's order.
+//! (`model_slices`, the path training data took), batched forward passes, each class's
+//! logits resized bilinearly back to the canonical slice size and the argmax taken there
+//! (smooth boundaries, as nnU-Net resamples probabilities rather than labels), the largest
+//! components, the file's order.
 
 use std::time::{Duration, Instant};
 
 use abdoseg_dataset::prepare::model_slices;
 use abdoseg_imaging::{
-    Volume, intensity::Intensity, resize::resize_nearest, slices::Canonical, slices::stack,
+    NUM_CLASSES, Volume, intensity::Intensity, resize::resize_bilinear, slices::Canonical,
+    slices::stack,
 };
 use abdoseg_model::UNet;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -28,6 +31,41 @@ pub struct Segmentation {
 pub struct Options {
     pub batch_size: usize,
     pub keep_largest_components: bool,
+}
+
+/// The label of each pixel of a `to`-sized slice: the class whose logit, resized
+/// bilinearly from the model's `from`-sized output (`NUM_CLASSES` planes), is highest.
+fn upsampled_argmax(
+    logits: &[f32],
+    from: (usize, usize),
+    to: (usize, usize),
+) -> Result<Array2<u8>, Error> {
+    let planes = logits
+        .chunks_exact(from.0 * from.1)
+        .map(|plane| {
+            let plane = ndarray::ArrayView2::from_shape(from, plane)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            resize_bilinear(plane, to).map_err(|e| Error::Internal(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let planes: Vec<&[f32]> = planes
+        .iter()
+        .map(|p| {
+            p.as_slice()
+                .ok_or_else(|| Error::Internal("resized logits not contiguous".into()))
+        })
+        .collect::<Result<_, Error>>()?;
+    let mut labels = Array2::<u8>::zeros(to);
+    for (n, label) in labels.iter_mut().enumerate() {
+        let mut best = (0u8, f32::NEG_INFINITY);
+        for (class, plane) in planes.iter().enumerate() {
+            if plane[n] > best.1 {
+                best = (class as u8, plane[n]);
+            }
+        }
+        *label = best.0;
+    }
+    Ok(labels)
 }
 
 /// Segments `ct`. `cancelled` is asked between batches (deadline passed, caller gone).
@@ -62,23 +100,14 @@ pub fn segment<B: Backend>(
             TensorData::new(input, [batch.len(), 1, height, width]),
             device,
         );
-        let predicted = net
+        let logits = net
             .logits(tensor)
-            .argmax(1)
             .into_data()
-            .convert::<i64>()
-            .to_vec::<i64>()
+            .convert::<f32>()
+            .to_vec::<f32>()
             .map_err(|e| Error::Internal(format!("cannot read the prediction: {e:?}")))?;
-        for one in predicted.chunks_exact(height * width) {
-            let small = Array2::from_shape_vec(
-                (height, width),
-                one.iter().map(|&v| v.clamp(0, 255) as u8).collect(),
-            )
-            .map_err(|e| Error::Internal(e.to_string()))?;
-            label_slices.push(
-                resize_nearest(small.view(), (rows, columns))
-                    .map_err(|e| Error::Internal(e.to_string()))?,
-            );
+        for one in logits.chunks_exact(NUM_CLASSES * height * width) {
+            label_slices.push(upsampled_argmax(one, (height, width), (rows, columns))?);
         }
     }
     let inference = started.elapsed();
@@ -97,4 +126,47 @@ pub fn segment<B: Backend>(
         inference,
         postprocess: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logits_are_resized_before_the_argmax() {
+        // 2×2 logits: class 1 strong on the left column, class 0 on the right.
+        let mut logits = vec![0.0f32; NUM_CLASSES * 4];
+        logits[..4].copy_from_slice(&[0.0, 1.0, 0.0, 1.0]); // background
+        logits[4..8].copy_from_slice(&[1.0, 0.0, 1.0, 0.0]); // liver
+        let labels = upsampled_argmax(&logits, (2, 2), (4, 8)).unwrap();
+        assert_eq!(labels.dim(), (4, 8));
+        // The boundary falls in the middle, as with nearest resizing of the labels...
+        assert_eq!(labels.row(0).to_vec(), vec![1, 1, 1, 1, 0, 0, 0, 0]);
+        // ...and identical inputs give the identical label everywhere.
+        let flat = upsampled_argmax(&[0.0; NUM_CLASSES * 4], (2, 2), (3, 3)).unwrap();
+        assert!(flat.iter().all(|&v| v == 0));
+    }
+
+    #[test]
+    fn a_diagonal_boundary_is_smooth_not_blocky() {
+        // Liver logit rises along the diagonal of a 2×2 output; upsampled 8×, the boundary
+        // is a diagonal line, where nearest resizing would give 4×4 blocks.
+        let mut logits = vec![0.0f32; NUM_CLASSES * 4];
+        logits[..4].copy_from_slice(&[0.5, 0.5, 0.5, 0.5]);
+        logits[4..8].copy_from_slice(&[1.0, 0.5, 0.5, 0.0]);
+        let labels = upsampled_argmax(&logits, (2, 2), (16, 16)).unwrap();
+        let liver_per_row: Vec<usize> = labels
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().filter(|&&v| v == 1).count())
+            .collect();
+        assert!(
+            liver_per_row.windows(2).all(|w| w[0] >= w[1]),
+            "{liver_per_row:?}"
+        );
+        assert!(
+            liver_per_row.windows(2).filter(|w| w[0] > w[1]).count() > 4,
+            "{liver_per_row:?}"
+        );
+    }
 }
