@@ -49,7 +49,7 @@ pub struct QuickstartArgs {
     #[arg(long, default_value_t = 96)]
     size: u32,
     /// Training epochs, each of --slices-per-epoch slices: sized for two CPU cores.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     epochs: u32,
     #[arg(long, default_value_t = 1000)]
     slices_per_epoch: u32,
