@@ -8,7 +8,7 @@ use abdoseg_protos::{
     common::v1::{ClaheParameters, Device, IntensityScheme, PreprocessingConfig, Split},
     metrics::v1::{EvaluateModelRequest, ListReportsRequest, Report},
     training::v1::{
-        Architecture, ClassWeighting, JobState, ListJobsRequest, Normalization,
+        Architecture, ClassWeighting, GetModelRequest, JobState, ListJobsRequest, Normalization,
         StartTrainingRequest, TrainingConfig,
     },
 };
@@ -137,6 +137,8 @@ pub fn label(scheme: SchemeName, variant: Variant, depth: u32) -> String {
 pub struct Row {
     pub label: String,
     pub report: Report,
+    /// (epoch, mean organ validation IoU) of its training.
+    pub curve: Vec<(f64, f64)>,
 }
 
 fn preprocessing(config: &ExperimentConfig, scheme: SchemeName) -> PreprocessingConfig {
@@ -266,7 +268,25 @@ pub async fn run(url: &str, config: &ExperimentConfig) -> anyhow::Result<Vec<Row
                     report::evaluate(&mut metrics, request).await?.0
                 }
             };
-            rows.push(Row { label, report });
+            let model = train::client(url)
+                .await?
+                .get_model(GetModelRequest {
+                    model_id: report.model_id.clone(),
+                })
+                .await?
+                .into_inner()
+                .model
+                .context("the training service returned no model")?;
+            let curve = model
+                .history
+                .iter()
+                .map(|m| (f64::from(m.epoch), m.mean_foreground_validation_iou))
+                .collect();
+            rows.push(Row {
+                label,
+                report,
+                curve,
+            });
         }
     }
     Ok(rows)
@@ -305,6 +325,15 @@ pub fn table(rows: &[Row]) -> String {
         out.push_str(&format!("- {}: {}\n", row.label, row.report.report_id));
     }
     out
+}
+
+/// Every configuration's mean organ validation IoU per epoch, as one SVG chart.
+pub fn curves(rows: &[Row]) -> Option<String> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = rows
+        .iter()
+        .map(|r| (r.label.clone(), r.curve.clone()))
+        .collect();
+    abdoseg_metrics::report::epoch_chart("Mean organ validation IoU per epoch", "IoU", &series)
 }
 
 #[cfg(test)]

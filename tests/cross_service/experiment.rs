@@ -2,7 +2,7 @@
 //! services: four configurations prepared, trained and evaluated into a four-row table in
 //! the study's layout; a rerun finds every model and report instead of redoing them.
 
-use abdoseg::experiment::{ExperimentConfig, run, table};
+use abdoseg::experiment::{ExperimentConfig, curves, run, table};
 use abdoseg_protos::training::v1::{
     ListJobsRequest, training_service_client::TrainingServiceClient,
 };
@@ -67,6 +67,20 @@ async fn a_two_by_two_grid_gives_a_four_row_table() {
     let models: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.report.model_id.as_str()).collect();
     assert_eq!(models.len(), 4);
+
+    // One validation curve per configuration, over its one epoch.
+    assert!(
+        rows.iter()
+            .all(|r| r.curve.len() == 1 && r.curve[0].0 == 1.0)
+    );
+    let svg = curves(&rows).unwrap();
+    for row in &rows {
+        assert!(
+            svg.contains(&format!(">\n{}\n<", row.label)),
+            "{} in the legend",
+            row.label
+        );
+    }
 
     // A rerun trains and evaluates nothing again.
     let again = run(&url, &config).await.unwrap();

@@ -9,7 +9,25 @@ const SIZE: (u32, u32) = (640, 360);
 /// A named line of (epoch, value) points in a colour.
 type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
 
-/// Draws two series over epochs; `None` when there is nothing to draw.
+/// Draws named series of (epoch, value) points in a palette of distinct colours, e.g.
+/// one line per configuration of an experiment; `None` when there is nothing to draw.
+pub fn epoch_chart(
+    title: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Option<String> {
+    let lines = series
+        .iter()
+        .enumerate()
+        .map(|(n, (name, points))| {
+            let (r, g, b) = Palette99::COLORS[n % Palette99::COLORS.len()];
+            (name.as_str(), points.clone(), RGBColor(r, g, b))
+        })
+        .collect();
+    plot(title, y_label, lines)
+}
+
+/// Draws series over epochs; `None` when there is nothing to draw.
 fn plot(title: &str, y_label: &str, series: Vec<Series<'_>>) -> Option<String> {
     let points = series.iter().flat_map(|s| s.1.iter());
     let (mut x_max, mut y_max) = (1.0f64, 0.0f64);
@@ -109,6 +127,16 @@ mod tests {
         assert!(svg.contains("validation") && svg.contains("train"));
         assert!(svg.matches("<polyline").count() >= 2, "{svg}");
         assert!(loss_curves(&[]).is_none());
+        let chart = epoch_chart(
+            "Validation mean IoU",
+            "IoU",
+            &[
+                ("a".into(), vec![(1.0, 0.2), (2.0, 0.4)]),
+                ("b".into(), vec![(1.0, 0.3)]),
+            ],
+        )
+        .unwrap();
+        assert!(chart.contains(">\na\n<") && chart.contains(">\nb\n<"));
         let iou = iou_curves(&sample::report().history).unwrap();
         assert!(iou.contains("pancreas") && iou.contains("train (mean)"));
         for organ in &CLASS_NAMES[1..] {

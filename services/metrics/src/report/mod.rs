@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::ClassAggregate;
 use crate::measures::{CaseEvaluation, NSD_TOLERANCE_MM};
 
-pub use curves::{iou_curves, loss_curves};
+pub use curves::{epoch_chart, iou_curves, loss_curves};
 pub use html::html;
 pub use markdown::{STUDY_BEST, markdown};
 
