@@ -7,10 +7,7 @@
 use abdoseg_protos::{
     common::v1::{ClaheParameters, Device, IntensityScheme, PreprocessingConfig, Split},
     metrics::v1::{EvaluateModelRequest, ListReportsRequest, Report},
-    training::v1::{
-        Architecture, ClassWeighting, GetModelRequest, JobState, ListJobsRequest, Normalization,
-        StartTrainingRequest, TrainingConfig,
-    },
+    training::v1::{Architecture, ClassWeighting, GetModelRequest, Normalization, TrainingConfig},
 };
 use anyhow::Context;
 use serde::Deserialize;
@@ -187,36 +184,9 @@ fn training(
 /// Trains one configuration, or finds the model an earlier run trained.
 async fn model_for(url: &str, config: TrainingConfig) -> anyhow::Result<String> {
     let mut client = train::client(url).await?;
-    let jobs = client
-        .list_jobs(ListJobsRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .jobs;
-    let earlier = jobs.into_iter().find(|job| {
-        job.config
-            .as_ref()
-            .is_some_and(|c| c.name == config.name && c.dataset_id == config.dataset_id)
-            && ![JobState::Failed as i32, JobState::Cancelled as i32].contains(&job.state)
-    });
-    let job_id = match earlier {
-        Some(job) if job.state == JobState::Succeeded as i32 => return Ok(job.model_id),
-        Some(job) => job.job_id,
-        None => {
-            client
-                .start_training(StartTrainingRequest {
-                    config: Some(config),
-                })
-                .await?
-                .into_inner()
-                .job
-                .context("the training service returned no job")?
-                .job_id
-        }
-    };
-    train::watch(&mut client, job_id)
+    let (name, dataset) = (config.name.clone(), config.dataset_id.clone());
+    let same = |c: &TrainingConfig| c.name == name && c.dataset_id == dataset;
+    train::find_or_train(&mut client, config, same)
         .await?
         .context("the training job did not finish")
 }

@@ -17,10 +17,7 @@ use abdoseg_imaging::{
 use abdoseg_protos::{
     common::v1::{Device, IntensityScheme, PreprocessingConfig, Split},
     metrics::v1::{EvaluateModelRequest, ListReportsRequest},
-    training::v1::{
-        ClassWeighting, JobState, ListJobsRequest, Normalization, StartTrainingRequest,
-        TrainingConfig,
-    },
+    training::v1::{ClassWeighting, Normalization, TrainingConfig},
 };
 use abdoseg_server::{HostOptions, config::StoreArgs};
 use abdoseg_storage::{Id, Storage, StoreLocation, keys::RawDatasetKeys};
@@ -179,52 +176,11 @@ async fn run_steps(
         "train: U-Net 1 on the CPU (or the GPU when there is one)",
     );
     let mut training = train::client(url).await?;
-    let jobs = training
-        .list_jobs(ListJobsRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .jobs;
-    let earlier = jobs.into_iter().find(|job| {
-        job.config
-            .as_ref()
-            .is_some_and(|c| args.same_job(c, &dataset_id))
-            && ![JobState::Failed as i32, JobState::Cancelled as i32].contains(&job.state)
-    });
-    let model_id = match earlier {
-        Some(job) if job.state == JobState::Succeeded as i32 => {
-            println!("job {} finished before: model {}", job.job_id, job.model_id);
-            job.model_id
-        }
-        other => {
-            let job_id = match other {
-                Some(job) => {
-                    println!(
-                        "resuming job {} after epoch {}",
-                        job.job_id, job.epochs_done
-                    );
-                    job.job_id
-                }
-                None => {
-                    let job = training
-                        .start_training(StartTrainingRequest {
-                            config: Some(args.training(&dataset_id)),
-                        })
-                        .await?
-                        .into_inner()
-                        .job
-                        .context("the training service returned no job")?;
-                    println!("job {}", job.job_id);
-                    job.job_id
-                }
-            };
-            match train::watch(&mut training, job_id).await? {
-                Some(model) => model,
-                None => return Ok(ExitCode::FAILURE),
-            }
-        }
+    let same = |c: &TrainingConfig| args.same_job(c, &dataset_id);
+    let Some(model_id) =
+        train::find_or_train(&mut training, args.training(&dataset_id), same).await?
+    else {
+        return Ok(ExitCode::FAILURE);
     };
 
     step(

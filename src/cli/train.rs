@@ -355,3 +355,51 @@ pub async fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Finds the job an earlier run started for `config` (one `same` accepts, not failed or
+/// cancelled) and follows it — resuming it if it had not finished — or starts one. Returns
+/// the model, or `None` when the job ended without one.
+pub async fn find_or_train(
+    client: &mut TrainingServiceClient<Channel>,
+    config: TrainingConfig,
+    same: impl Fn(&TrainingConfig) -> bool,
+) -> anyhow::Result<Option<String>> {
+    let jobs = client
+        .list_jobs(ListJobsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .jobs;
+    let earlier = jobs.into_iter().find(|job| {
+        job.config.as_ref().is_some_and(&same)
+            && ![JobState::Failed as i32, JobState::Cancelled as i32].contains(&job.state)
+    });
+    let job_id = match earlier {
+        Some(job) if job.state == JobState::Succeeded as i32 => {
+            println!("job {} finished before: model {}", job.job_id, job.model_id);
+            return Ok(Some(job.model_id));
+        }
+        Some(job) => {
+            println!(
+                "resuming job {} after epoch {}",
+                job.job_id, job.epochs_done
+            );
+            job.job_id
+        }
+        None => {
+            let job = client
+                .start_training(StartTrainingRequest {
+                    config: Some(config),
+                })
+                .await?
+                .into_inner()
+                .job
+                .ok_or_else(|| anyhow::anyhow!("the training service returned no job"))?;
+            println!("job {}", job.job_id);
+            job.job_id
+        }
+    };
+    watch(client, job_id).await
+}
