@@ -6,7 +6,7 @@
 
 use abdoseg_protos::{
     common::v1::{ClaheParameters, Device, IntensityScheme, PreprocessingConfig, Split},
-    metrics::v1::{EvaluateModelRequest, ListReportsRequest, Report},
+    metrics::v1::{EvaluateModelRequest, Report},
     training::v1::{Architecture, ClassWeighting, GetModelRequest, Normalization, TrainingConfig},
 };
 use anyhow::Context;
@@ -213,31 +213,15 @@ pub async fn run(url: &str, config: &ExperimentConfig) -> anyhow::Result<Vec<Row
                 training(config, &dataset_id, &job_name, variant, depth),
             )
             .await?;
-            let reports = metrics
-                .list_reports(ListReportsRequest {
-                    page_size: 500,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner()
-                .reports;
-            let report = match reports
-                .into_iter()
-                .find(|r| r.model_id == model_id && r.split == Split::Test as i32)
-            {
-                Some(report) => report,
-                None => {
-                    let request = EvaluateModelRequest {
-                        model_id,
-                        dataset_id: dataset_id.clone(),
-                        split: Split::Test as i32,
-                        surface_metrics: config.surface_metrics,
-                        concurrency: 2,
-                        overlays: config.overlays,
-                    };
-                    report::evaluate(&mut metrics, request).await?.0
-                }
+            let request = EvaluateModelRequest {
+                model_id,
+                dataset_id: dataset_id.clone(),
+                split: Split::Test as i32,
+                surface_metrics: config.surface_metrics,
+                concurrency: 2,
+                overlays: config.overlays,
             };
+            let report = report::find_or_evaluate(&mut metrics, request).await?;
             let model = train::client(url)
                 .await?
                 .get_model(GetModelRequest {

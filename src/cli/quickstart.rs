@@ -16,7 +16,7 @@ use abdoseg_imaging::{
 };
 use abdoseg_protos::{
     common::v1::{Device, IntensityScheme, PreprocessingConfig, Split},
-    metrics::v1::{EvaluateModelRequest, ListReportsRequest},
+    metrics::v1::EvaluateModelRequest,
     training::v1::{ClassWeighting, Normalization, TrainingConfig},
 };
 use abdoseg_server::{HostOptions, config::StoreArgs};
@@ -189,34 +189,15 @@ async fn run_steps(
         "evaluate on the test split through the inference service",
     );
     let mut metrics = report::client(url).await?;
-    let reports = metrics
-        .list_reports(ListReportsRequest {
-            page_size: 500,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .reports;
-    let earlier = reports.into_iter().find(|r| {
-        r.model_id == model_id && r.dataset_id == dataset_id && r.split == Split::Test as i32
-    });
-    let report = match earlier {
-        Some(summary) => {
-            println!("evaluated before: report {}", summary.report_id);
-            summary
-        }
-        None => {
-            let request = EvaluateModelRequest {
-                model_id: model_id.clone(),
-                dataset_id: dataset_id.clone(),
-                split: Split::Test as i32,
-                surface_metrics: true,
-                concurrency: 2,
-                overlays: true,
-            };
-            report::evaluate(&mut metrics, request).await?.0
-        }
+    let request = EvaluateModelRequest {
+        model_id,
+        dataset_id,
+        split: Split::Test as i32,
+        surface_metrics: true,
+        concurrency: 2,
+        overlays: true,
     };
+    let report = report::find_or_evaluate(&mut metrics, request).await?;
 
     step(started, 5, "report");
     report::print_table(&report);

@@ -236,3 +236,29 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     println!("copied to {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
+
+/// The report of an earlier evaluation of the same model, dataset and split, or a new
+/// evaluation's: reruns of quickstart and experiments evaluate nothing twice.
+pub async fn find_or_evaluate(
+    client: &mut MetricsServiceClient<Channel>,
+    request: EvaluateModelRequest,
+) -> anyhow::Result<Report> {
+    let reports = client
+        .list_reports(ListReportsRequest {
+            page_size: 500,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .reports;
+    let earlier = reports.into_iter().find(|r| {
+        r.model_id == request.model_id
+            && r.dataset_id == request.dataset_id
+            && r.split == request.split
+    });
+    if let Some(report) = earlier {
+        println!("evaluated before: report {}", report.report_id);
+        return Ok(report);
+    }
+    Ok(evaluate(client, request).await?.0)
+}
