@@ -11,6 +11,7 @@ use crate::{
     aggregate::ClassAggregate,
     measures::{CaseEvaluation, ClassEvaluation},
     report::{OverlayRecord, ReportRecord},
+    reports,
 };
 
 /// The organ enum of a label value (background 0 → ORGAN_BACKGROUND).
@@ -94,15 +95,17 @@ fn split_to_proto(name: &str) -> i32 {
     .into()
 }
 
-/// A report message; `with_cases` leaves per-case metrics out for listings.
-pub fn report(r: &ReportRecord, markdown: &str, html: &str, with_cases: bool) -> pb::Report {
-    let object = |key: &str| {
+/// A report message, its renderings' keys derived from its id; `with_cases` leaves
+/// per-case metrics out for listings.
+pub fn report(r: &ReportRecord, with_cases: bool) -> Result<pb::Report, Error> {
+    let keys = reports::keys(&r.report_id)?;
+    let object = |key: abdoseg_storage::Key| {
         Some(ObjectRef {
-            key: key.to_owned(),
+            key: key.to_string(),
             ..ObjectRef::default()
         })
     };
-    pb::Report {
+    Ok(pb::Report {
         report_id: r.report_id.clone(),
         model_id: r.model_id.clone(),
         dataset_id: r.dataset_id.clone(),
@@ -116,12 +119,12 @@ pub fn report(r: &ReportRecord, markdown: &str, html: &str, with_cases: bool) ->
             Vec::new()
         },
         aggregate: r.aggregate.iter().map(aggregate).collect(),
-        markdown: object(markdown),
-        html: object(html),
+        markdown: object(keys.markdown()),
+        html: object(keys.html()),
         overlays: r.overlays.iter().map(overlay).collect(),
         created_at: Some(prost_types::Timestamp {
             seconds: (r.created_at / 1000) as i64,
             nanos: ((r.created_at % 1000) * 1_000_000) as i32,
         }),
-    }
+    })
 }

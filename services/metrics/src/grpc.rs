@@ -188,16 +188,9 @@ impl Contract for MetricsService {
         &self,
         request: Request<GetReportRequest>,
     ) -> Result<Response<GetReportResponse>, Status> {
-        let id = request.into_inner().report_id;
-        let keys = reports::keys(&id)?;
-        let record = reports::load(&self.storage, &id).await?;
+        let record = reports::load(&self.storage, &request.into_inner().report_id).await?;
         Ok(Response::new(GetReportResponse {
-            report: Some(convert::report(
-                &record,
-                keys.markdown().as_str(),
-                keys.html().as_str(),
-                true,
-            )),
+            report: Some(convert::report(&record, true)?),
         }))
     }
 
@@ -222,15 +215,7 @@ impl Contract for MetricsService {
             .iter()
             .skip(start)
             .take(size)
-            .map(|r| {
-                let keys = reports::keys(&r.report_id)?;
-                Ok(convert::report(
-                    r,
-                    keys.markdown().as_str(),
-                    keys.html().as_str(),
-                    false,
-                ))
-            })
+            .map(|r| convert::report(r, false))
             .collect::<Result<_, Error>>()?;
         let next = start + page.len();
         Ok(Response::new(ListReportsResponse {

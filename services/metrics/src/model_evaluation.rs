@@ -2,7 +2,11 @@
 //! bounded number at once), each prediction measured against its label map as it
 //! arrives, then the split's aggregates, the overlays and the stored report.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use abdoseg_dataset::{
     labels::{NNUNET_LAYOUT, remap_from_dataset_json},
@@ -138,18 +142,13 @@ impl Evaluator {
             .evaluation_finished(outcome.is_ok(), started.elapsed());
         match outcome {
             Ok(report) => {
-                let message = convert::report(
-                    &report,
-                    reports::keys(&report.report_id)
-                        .map(|k| k.markdown().to_string())
-                        .unwrap_or_default()
-                        .as_str(),
-                    reports::keys(&report.report_id)
-                        .map(|k| k.html().to_string())
-                        .unwrap_or_default()
-                        .as_str(),
-                    true,
-                );
+                let message = match convert::report(&report, true) {
+                    Ok(message) => message,
+                    Err(error) => {
+                        let _ = events.send(Err(error.into())).await;
+                        return;
+                    }
+                };
                 let total = plan.cases.len() as u32;
                 let _ = events
                     .send(Ok(EvaluateModelResponse {
@@ -224,10 +223,14 @@ impl Evaluator {
             history: plan.model.history.clone(),
             best_epoch: plan.model.best_epoch,
         };
+        let mut pngs = HashMap::new();
         if plan.overlays {
-            report.overlays = self.overlays(plan, &report).await?;
+            for (record, png) in self.overlays(plan, &report).await? {
+                pngs.insert(record.key.clone(), png);
+                report.overlays.push(record);
+            }
         }
-        reports::store(&self.storage, &report).await?;
+        reports::store(&self.storage, &report, &pngs).await?;
         Ok(report)
     }
 
@@ -288,7 +291,7 @@ impl Evaluator {
         &self,
         plan: &Plan,
         report: &ReportRecord,
-    ) -> Result<Vec<OverlayRecord>, Error> {
+    ) -> Result<Vec<(OverlayRecord, Vec<u8>)>, Error> {
         let mut wanted: BTreeSet<(String, u8, &'static str)> = BTreeSet::new();
         for class in 1..abdoseg_imaging::NUM_CLASSES {
             let scored = report
@@ -349,9 +352,9 @@ impl Evaluator {
             for picture in rendered {
                 let key = reports::overlay_key(&keys, &picture.name)?;
                 self.storage
-                    .put(&key, bytes::Bytes::from(picture.png))
+                    .put(&key, bytes::Bytes::from(picture.png.clone()))
                     .await?;
-                records.push(OverlayRecord {
+                let record = OverlayRecord {
                     case_id: case_id.clone(),
                     slice: picture.slice as u32,
                     class: picture.class,
@@ -360,7 +363,8 @@ impl Evaluator {
                         .map(|s| s.as_str().to_owned())
                         .unwrap_or_default(),
                     key: key.to_string(),
-                });
+                };
+                records.push((record, picture.png));
             }
         }
         Ok(records)

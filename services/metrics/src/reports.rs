@@ -1,7 +1,10 @@
 //! Reports in the store: `reports/{id}/` holds `report.json`, `report.md`,
 //! `report.html`, `loss.svg`, `iou.svg` and `overlays/*.png`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use abdoseg_storage::{Id, Key, Storage, StorageError, keys::ReportKeys};
 use bytes::Bytes;
@@ -31,7 +34,12 @@ pub fn overlay_key(keys: &ReportKeys, name: &str) -> Result<Key, Error> {
 }
 
 /// Writes the renderings first and the record last, so a stored record always has them.
-pub async fn store(storage: &Storage, record: &report::ReportRecord) -> Result<(), Error> {
+/// `pngs` holds the overlays' bytes by key (already stored), for the HTML page.
+pub async fn store(
+    storage: &Storage,
+    record: &report::ReportRecord,
+    pngs: &HashMap<String, Vec<u8>>,
+) -> Result<(), Error> {
     let keys = keys(&record.report_id)?;
     for (key, svg) in [
         (keys.loss_curve(), report::loss_curves(&record.history)),
@@ -40,11 +48,6 @@ pub async fn store(storage: &Storage, record: &report::ReportRecord) -> Result<(
         if let Some(svg) = svg {
             storage.put(&key, Bytes::from(svg)).await?;
         }
-    }
-    let mut pngs = std::collections::HashMap::new();
-    for overlay in &record.overlays {
-        let key = Key::parse(&overlay.key).map_err(|e| Error::Internal(e.to_string()))?;
-        pngs.insert(overlay.key.clone(), storage.get(&key).await?.to_vec());
     }
     let html = report::html(record, &|key| pngs.get(key).cloned());
     storage
