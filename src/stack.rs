@@ -7,7 +7,8 @@ use abdoseg_inference::{InferenceLimits, InferenceService};
 use abdoseg_metrics::{MetricsService, inference_client};
 use abdoseg_preprocessing::PreprocessingService;
 use abdoseg_server::{
-    Health, HostOptions, Lifecycle, ServiceRegistration, config::PeerArgs, prometheus::Metrics,
+    Health, HostOptions, Lifecycle, RequestLimits, ServiceRegistration, config::PeerArgs,
+    prometheus::Metrics,
 };
 use abdoseg_storage::Storage;
 use abdoseg_training::TrainingService;
@@ -60,6 +61,8 @@ pub struct StackConfig {
     pub default_model: Option<String>,
     /// The Prometheus registry the services register their metrics in.
     pub metrics: Metrics,
+    /// The request bounds every service applies; one memory budget for the process.
+    pub requests: RequestLimits,
 }
 
 /// The services of a stack, and the inference service when it must warm a model first.
@@ -137,12 +140,14 @@ pub fn registrations(
                 lifecycle.clone(),
                 config.preprocess_workers,
             )
+            .with_request_limits(config.requests.clone())
             .registration(max),
         );
     }
     if role.serves(Role::Training) {
         services.push(
             TrainingService::new(storage.clone(), lifecycle.clone(), config.training_jobs)
+                .with_budget(config.requests.budget.clone())
                 .registration(max),
         );
     }
@@ -152,7 +157,8 @@ pub fn registrations(
             config.inference,
             config.default_model.clone(),
         )
-        .context("the inference service cannot use its device")?;
+        .context("the inference service cannot use its device")?
+        .with_request_limits(config.requests.clone());
         if config.default_model.is_some() {
             warm_up = Some(inference.clone());
         }
@@ -170,7 +176,9 @@ pub fn registrations(
         let inference =
             inference_client(&url).with_context(|| format!("invalid inference URL {url:?}"))?;
         services.push(
-            MetricsService::new(storage.clone(), inference, &config.metrics).registration(max),
+            MetricsService::new(storage.clone(), inference, &config.metrics)
+                .with_request_limits(config.requests.clone())
+                .registration(max),
         );
     }
     Ok(Registrations { services, warm_up })

@@ -239,6 +239,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
             inference: Default::default(),
             default_model: None,
             metrics: Default::default(),
+            requests: Default::default(),
         },
     )?;
     let url = running.url();

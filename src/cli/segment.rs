@@ -64,6 +64,7 @@ pub async fn run(args: SegmentArgs) -> anyhow::Result<ExitCode> {
                     inference: Default::default(),
                     default_model: None,
                     metrics: Default::default(),
+                    requests: Default::default(),
                 },
             )?;
             (stack.url(), Some(stack))

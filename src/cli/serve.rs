@@ -6,7 +6,7 @@ use abdoseg_inference::InferenceLimits;
 use abdoseg_model::device::DeviceRequest;
 use abdoseg_server::{
     HostOptions, Lifecycle,
-    config::{LogArgs, PeerArgs, ServerArgs, StoreArgs},
+    config::{LimitArgs, LogArgs, PeerArgs, ServerArgs, StoreArgs},
     prometheus::Metrics,
     telemetry, wait_for_signal,
 };
@@ -27,6 +27,8 @@ pub struct ServeArgs {
     store: StoreArgs,
     #[command(flatten)]
     peers: PeerArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     log: LogArgs,
     /// Cases the preprocessing service prepares at once (each also uses every core for
@@ -120,7 +122,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         inference: args.inference.limits(),
         default_model: args.inference.default_model.clone(),
         metrics: Metrics::new(),
+        requests: args.limits.request_limits(),
     };
+    tracing::info!(
+        memory_budget_mib = config.requests.budget.total_bytes() >> 20,
+        "request bounds set"
+    );
     let lifecycle = Lifecycle::new();
     let registrations = registrations(&config, &lifecycle, addr)?;
     let metrics_addr = match args.server.metrics_listen {

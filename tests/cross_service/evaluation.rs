@@ -325,7 +325,7 @@ async fn an_overlay_of_a_known_pair_has_the_right_colours_in_the_right_pixels() 
                 scheme: abdoseg_protos::common::v1::IntensityScheme::None as i32,
                 ..Default::default()
             }),
-            output_prefix: "overlays/known".into(),
+            output_prefix: "reports/known-overlays".into(),
         })
         .await
         .unwrap()
@@ -339,7 +339,7 @@ async fn an_overlay_of_a_known_pair_has_the_right_colours_in_the_right_pixels() 
         .unwrap();
     assert_eq!(
         liver.png.as_ref().unwrap().key,
-        "overlays/known/slice-001-liver.png"
+        "reports/known-overlays/slice-001-liver.png"
     );
     let png = decode_png(&get(&harness.storage, &liver.png.as_ref().unwrap().key).await);
     assert_eq!((png.0, png.1), (6, 5));

@@ -26,6 +26,7 @@ pub struct Options {
     pub host: HostOptions,
     pub inference: abdoseg_inference::InferenceLimits,
     pub default_model: Option<String>,
+    pub requests: abdoseg_server::RequestLimits,
 }
 
 impl Default for Options {
@@ -38,6 +39,7 @@ impl Default for Options {
             },
             inference: Default::default(),
             default_model: None,
+            requests: Default::default(),
         }
     }
 }
@@ -79,6 +81,7 @@ impl Harness {
                 inference: options.inference,
                 default_model: options.default_model.clone(),
                 metrics: metrics.clone(),
+                requests: options.requests.clone(),
             },
         )
         .expect("start the stack");

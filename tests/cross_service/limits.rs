@@ -1,4 +1,4 @@
-//! Message size limits are enforced as configured.
+//! Message size limits are enforced as configured, with the code gRPC names for them.
 
 use abdoseg_protos::preprocessing::v1::{
     GetManifestRequest, preprocessing_service_client::PreprocessingServiceClient,
@@ -31,6 +31,11 @@ async fn requests_over_the_limit_are_refused() {
         })
         .await
         .unwrap_err();
-    assert_eq!(large.code(), Code::OutOfRange, "over the limit: {large:?}");
+    // gRPC names RESOURCE_EXHAUSTED for a message over the limit (tonic says OUT_OF_RANGE).
+    assert_eq!(
+        large.code(),
+        Code::ResourceExhausted,
+        "over the limit: {large:?}"
+    );
     harness.stack.stop().await.unwrap();
 }

@@ -143,13 +143,13 @@ async fn segment_writes_label_maps_on_the_input_grid() {
                 keep_largest_components: Some(false),
                 batch_size: 3,
             }),
-            output_key: "out/plain.nii".into(),
+            output_key: "predictions/plain.nii".into(),
             ..request("raw/train/images/Case_00002_0000.nii.gz", "latest")
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(response.label_map.unwrap().key, "out/plain.nii");
+    assert_eq!(response.label_map.unwrap().key, "predictions/plain.nii");
     assert_eq!(response.summary.unwrap().model_id, job.model_id);
 
     // Bad input: a clear status, and the service stays up.

@@ -94,3 +94,43 @@ async fn calls_that_never_end_are_cut_after_the_grace_period() {
     );
     stopped.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_open_health_watch_sees_not_serving_and_ends_with_the_delay() {
+    let delay = Duration::from_millis(300);
+    let harness = Harness::start_with(
+        Storage::in_memory(),
+        // A grace far longer than the test: the watch must not wait for it.
+        options(Duration::from_secs(60), delay),
+        None,
+    )
+    .await;
+    let mut health = HealthClient::new(harness.channel.clone());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.next().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
+    let started = tokio::time::Instant::now();
+    harness.stack.lifecycle.shutdown();
+    let mut seen = Vec::new();
+    while let Some(Ok(update)) = watch.next().await {
+        seen.push(update.status());
+    }
+    assert_eq!(seen, vec![ServingStatus::NotServing]);
+    tokio::time::timeout(Duration::from_secs(5), harness.stack.stop())
+        .await
+        .expect("the stack stops")
+        .unwrap();
+    assert!(
+        started.elapsed() < delay + Duration::from_secs(1),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+}

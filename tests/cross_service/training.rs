@@ -286,6 +286,35 @@ async fn bad_requests_are_refused_and_jobs_queue_and_cancel() {
         .await,
         Code::InvalidArgument
     );
+    // The hostile probe's crash loop: 4,294,967,295 draws an epoch (34 GB of indices),
+    // and a network that could never fit in memory, are refused before anything is queued.
+    assert_eq!(
+        refused(TrainingConfig {
+            slices_per_epoch: u32::MAX,
+            ..config(&dataset_id, 1)
+        })
+        .await,
+        Code::InvalidArgument
+    );
+    let absurd = client
+        .clone()
+        .start_training(StartTrainingRequest {
+            config: Some(TrainingConfig {
+                base_filters: 256,
+                batch_size: 1024,
+                ..config(&dataset_id, 1)
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(absurd.code(), Code::InvalidArgument);
+    assert!(absurd.message().contains("MiB"), "{}", absurd.message());
+    let listed = client
+        .list_jobs(ListJobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.jobs.is_empty(), "nothing was queued");
 
     // One job runs at a time here: the second waits in the queue.
     let long = start(&mut client, config(&dataset_id, 10_000)).await;
@@ -396,4 +425,60 @@ async fn a_killed_training_service_resumes_from_its_checkpoint() {
     assert_model_loads(&storage, &mut client, &done.model_id).await;
     second.kill().unwrap();
     second.wait().unwrap();
+}
+
+/// A job whose runs ended with the process three times in a row (found `running` at
+/// start each time) fails with its reason instead of taking the process down again; the
+/// service keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_keeps_crashing_the_process_is_failed_not_retried() {
+    use abdoseg_training::record::{JobRecord, JobSpec, JobState as StoredState, MAX_CRASHES};
+    let storage = Storage::in_memory();
+    let spec = JobSpec {
+        name: "crasher".into(),
+        dataset_id: "ds-crasher".into(),
+        training: abdoseg_model::train::TrainingConfig {
+            architecture: abdoseg_model::Architecture::Unet1,
+            normalization: abdoseg_model::Normalization::Instance,
+            depth: 4,
+            base_filters: 4,
+            batch_size: 4,
+            epochs: 1,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            loss: abdoseg_model::train::LossKind::CeDice,
+            class_weights: None,
+            foreground_share: 0.0,
+            augmentation: abdoseg_model::train::Augmentation::none(),
+            seed: 1,
+            early_stopping_patience: None,
+            slices_per_epoch: Some(16),
+        },
+        class_weighting: abdoseg_registry::ClassWeighting::None,
+        device: abdoseg_model::device::DeviceRequest::Cpu,
+    };
+    let mut record = JobRecord::new("job-0000000000001-crasher".into(), spec);
+    // Two crashes so far; the process died during the third run too.
+    record.crashes = MAX_CRASHES - 1;
+    record.set_state(StoredState::Running);
+    storage
+        .put_json(
+            &Key::parse("jobs/job-0000000000001-crasher/job.json").unwrap(),
+            &record,
+        )
+        .await
+        .unwrap();
+    let harness = Harness::start_with(storage, Options::default(), None).await;
+    let mut client = TrainingServiceClient::new(harness.channel.clone());
+    let job = wait_for_state(&mut client, &record.job_id).await;
+    assert_eq!(job.state, JobState::Failed as i32);
+    assert!(job.error.contains("not retried"), "{}", job.error);
+    // Still serving.
+    let listed = client
+        .list_jobs(ListJobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.jobs.len(), 1);
+    harness.stack.stop().await.unwrap();
 }

@@ -49,12 +49,12 @@ def real_pair(own_server, real_abdomen):
     }
     for organ, mask in damaged.items():
         predicted[mask & (predicted == 0)] = organ
-    root = pathlib.Path(own_server["store"]) / "uploads" / "py-metrics"
+    root = pathlib.Path(own_server["store"]) / "volumes" / "py-metrics"
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(real_abdomen[0], root / "ct.nii.gz")
     nib.save(nib.Nifti1Image(truth, label.affine), str(root / "truth.nii.gz"))
     nib.save(nib.Nifti1Image(predicted, label.affine), str(root / "pred.nii.gz"))
-    keys = {name: f"uploads/py-metrics/{name}.nii.gz" for name in ("ct", "truth", "pred")}
+    keys = {name: f"volumes/py-metrics/{name}.nii.gz" for name in ("ct", "truth", "pred")}
     return keys, truth, predicted, label
 
 
@@ -95,7 +95,7 @@ def test_bad_evaluation_requests_get_meaningful_statuses(api, real_pair):
     cases = [
         (dict(prediction=ref(common, keys["pred"])), grpc.StatusCode.INVALID_ARGUMENT),
         (
-            dict(prediction=ref(common, "uploads/py-metrics/none.nii.gz"), ground_truth=ref(common, keys["truth"])),
+            dict(prediction=ref(common, "volumes/py-metrics/none.nii.gz"), ground_truth=ref(common, keys["truth"])),
             grpc.StatusCode.NOT_FOUND,
         ),
         # A CT is not a label map.
@@ -131,7 +131,7 @@ def test_overlays_colour_each_pixel_by_its_outcome(own_server, api, real_pair):
             image=ref(common, keys["ct"]),
             prediction=ref(common, keys["pred"]),
             ground_truth=ref(common, keys["truth"]),
-            output_prefix="uploads/py-metrics/overlays",
+            output_prefix="reports/py-metrics-overlays",
         ),
         timeout=120,
     )
@@ -141,7 +141,7 @@ def test_overlays_colour_each_pixel_by_its_outcome(own_server, api, real_pair):
     checked = 0
     for overlay in response.overlays:
         path = store / overlay.png.key
-        assert overlay.png.key.startswith("uploads/py-metrics/overlays/")
+        assert overlay.png.key.startswith("reports/py-metrics-overlays/")
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         rgb = bgr[:, :, ::-1]
         t = _canonical_slices(truth, label.affine, overlay.slice)

@@ -2,38 +2,22 @@
 shape: for the real CT and for copies of it rewritten as LPS, as float32 and as int16.
 A tiny model is trained first through the CLI (phantoms, prepare, train)."""
 
-import re
-import subprocess
-
 import nibabel as nib
 import numpy as np
 import pytest
 
+from servers import run_cli, train_tiny_model
+
 
 def _run(abdoseg, *args):
-    result = subprocess.run(
-        [str(abdoseg), *map(str, args)], capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return run_cli(abdoseg, *args)
 
 
 @pytest.fixture(scope="module")
 def model(abdoseg, own_server):
-    url = f"http://{own_server['address']}"
-    store = f"file://{own_server['store']}"
-    _run(abdoseg, "phantom", "--cases", 5, "--seed", 4, "--store", store, "--dataset", "py")
-    prepared = _run(
-        abdoseg, "dataset", "--url", url, "prepare", "--source", "raw/py", "--size", 32
-    )
-    dataset = re.search(r"dataset (ds-[0-9a-f]+)", prepared).group(1)
-    trained = _run(
-        abdoseg, "train", "--url", url, "--dataset", dataset, "--depth", 4,
-        "--base-filters", 4, "--batch-size", 4, "--epochs", 1, "--slices-per-epoch", 8,
-        "--no-augmentation", "--device", "cpu",
-    )
+    model, _, trained = train_tiny_model(abdoseg, own_server, "py", cases=5, seed=4)
     assert "epoch" in trained and "pancreas" in trained, trained
-    return re.search(r"model (model-[0-9a-f-]+)", trained).group(1)
+    return model
 
 
 def _lps(image):

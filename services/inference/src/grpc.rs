@@ -13,7 +13,9 @@ use abdoseg_storage::{Id, StorageError, keys::ModelKeys};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{Error, InferenceService, cache::WarmModel, segment::deadline, stream::into_stream};
+use abdoseg_server::deadline;
+
+use crate::{Error, InferenceService, cache::WarmModel, stream::into_stream};
 
 type ChunkStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -68,7 +70,12 @@ impl Contract for InferenceService {
     ) -> Result<Response<Self::SegmentStreamStream>, Status> {
         let deadline = deadline(request.metadata());
         let mut upload = request.into_inner();
-        let start = match upload.next().await.transpose()? {
+        let first = tokio::time::timeout(self.requests.idle_timeout, upload.next())
+            .await
+            .map_err(|_| {
+                Error::InvalidArgument("the upload sent no start message in time".into())
+            })?;
+        let start = match first.transpose()? {
             Some(SegmentStreamRequest {
                 message: Some(segment_stream_request::Message::Start(start)),
             }) => start,

@@ -22,7 +22,7 @@ use std::sync::{
 
 use abdoseg_model::device::{Device, DeviceError, DeviceRequest};
 use abdoseg_protos::inference::v1::inference_service_server::InferenceServiceServer;
-use abdoseg_server::ServiceRegistration;
+use abdoseg_server::{RequestLimits, ServiceRegistration};
 use abdoseg_storage::Storage;
 use tokio::sync::Semaphore;
 
@@ -73,6 +73,7 @@ pub struct InferenceService {
     device: Device,
     cache: Arc<ModelCache>,
     limits: InferenceLimits,
+    requests: RequestLimits,
     slots: Arc<Semaphore>,
     pending: Arc<AtomicUsize>,
     default_model: Option<String>,
@@ -99,7 +100,15 @@ impl InferenceService {
             ready: Arc::new(AtomicBool::new(default_model.is_none())),
             default_model,
             limits,
+            requests: RequestLimits::default(),
         })
+    }
+
+    /// The process's request bounds (its memory budget is shared with the other
+    /// services of the process).
+    pub fn with_request_limits(mut self, requests: RequestLimits) -> Self {
+        self.requests = requests;
+        self
     }
 
     fn device_proto(&self) -> abdoseg_protos::common::v1::Device {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use abdoseg_dataset::prepare::model_slices;
 use abdoseg_imaging::{
-    NUM_CLASSES, Volume, intensity::Intensity, resize::resize_bilinear, slices::Canonical,
-    slices::stack,
+    NUM_CLASSES, Volume, intensity::Intensity, nifti::VolumeInfo, resize::resize_bilinear_argmax,
+    slices::Canonical, slices::stack,
 };
 use abdoseg_model::UNet;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -35,6 +35,7 @@ pub struct Options {
 
 /// The label of each pixel of a `to`-sized slice: the class whose logit, resized
 /// bilinearly from the model's `from`-sized output (`NUM_CLASSES` planes), is highest.
+/// Row by row: no resized logit plane is held, so memory stays the label slice's.
 fn upsampled_argmax(
     logits: &[f32],
     from: (usize, usize),
@@ -42,30 +43,31 @@ fn upsampled_argmax(
 ) -> Result<Array2<u8>, Error> {
     let planes = logits
         .chunks_exact(from.0 * from.1)
-        .map(|plane| {
-            let plane = ndarray::ArrayView2::from_shape(from, plane)
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            resize_bilinear(plane, to).map_err(|e| Error::Internal(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    let planes: Vec<&[f32]> = planes
-        .iter()
-        .map(|p| {
-            p.as_slice()
-                .ok_or_else(|| Error::Internal("resized logits not contiguous".into()))
-        })
-        .collect::<Result<_, Error>>()?;
-    let mut labels = Array2::<u8>::zeros(to);
-    for (n, label) in labels.iter_mut().enumerate() {
-        let mut best = (0u8, f32::NEG_INFINITY);
-        for (class, plane) in planes.iter().enumerate() {
-            if plane[n] > best.1 {
-                best = (class as u8, plane[n]);
-            }
-        }
-        *label = best.0;
-    }
-    Ok(labels)
+        .map(|plane| ndarray::ArrayView2::from_shape(from, plane))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    resize_bilinear_argmax(&planes, to).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// The most memory a segmentation of `info`'s volume takes at once, in bytes: the file
+/// as read (`file_bytes`), the decoded data as stored and as float32, its canonical
+/// copy, one axial slice's working copies per thread, the model's slices, one batch's
+/// input, activations (up to 256 floats a pixel) and logits, and the label map
+/// (canonical, in file order, encoded).
+pub fn peak_bytes(
+    info: &VolumeInfo,
+    file_bytes: u64,
+    model_slice: (usize, usize),
+    batch_size: usize,
+) -> u64 {
+    let voxels = info.voxels();
+    let [columns, rows, slices] = info.geometry.shape().map(|n| n as u64);
+    let threads = rayon::current_num_threads().max(1) as u64;
+    let slice_work = rows * columns * 16 * threads.min(slices);
+    let model_pixels = (model_slice.0 * model_slice.1) as u64;
+    let model_slices = slices * model_pixels * 4;
+    let batch = batch_size as u64 * model_pixels * 4 * (1 + NUM_CLASSES as u64 + 256);
+    file_bytes + info.data_bytes + voxels * (4 + 4 + 1 + 1 + 1) + slice_work + model_slices + batch
 }
 
 /// Segments `ct`. `cancelled` is asked between batches (deadline passed, caller gone).

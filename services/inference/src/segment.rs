@@ -10,21 +10,22 @@ use std::{
 };
 
 use abdoseg_dataset::{proto::geometry_to_proto, sha256_hex};
-use abdoseg_imaging::nifti::{ReadLimits, read_ct, write_labels};
+use abdoseg_imaging::nifti::{ReadLimits, read_ct, read_info, write_labels};
 use abdoseg_protos::{
     common::v1::{BoundingBox, ObjectRef, Organ, OrganStatistics},
     inference::v1::{
         SegmentOptions, SegmentRequest, SegmentResponse, SegmentationSummary, StageTimings,
     },
 };
-use abdoseg_storage::{Id, Key, keys::prediction};
+use abdoseg_server::Reservation;
+use abdoseg_storage::{CallerAccess, Id, Key, keys::prediction};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error, InferenceService,
     cache::Network,
-    pipeline::{Options, segment},
+    pipeline::{Options, peak_bytes, segment},
     postprocess::organ_figures,
 };
 
@@ -37,6 +38,9 @@ impl Drop for Admission {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// Longest wait for memory held by other work, when the caller set no shorter deadline.
+const MEMORY_PATIENCE: Duration = Duration::from_secs(30);
 
 fn duration(d: Duration) -> Option<prost_types::Duration> {
     prost_types::Duration::try_from(d).ok()
@@ -77,15 +81,21 @@ impl InferenceService {
         let volume = request
             .volume
             .ok_or_else(|| Error::InvalidArgument("volume is required".into()))?;
-        let key =
-            Key::parse(&volume.key).map_err(|e| Error::InvalidArgument(format!("volume: {e}")))?;
+        let key = Key::parse_for(&volume.key, CallerAccess::ReadVolume)
+            .map_err(|e| Error::InvalidArgument(format!("volume: {e}")))?;
         let output = (!request.output_key.is_empty())
-            .then(|| Key::parse(&request.output_key))
-            .transpose()
-            .map_err(|e| Error::InvalidArgument(format!("output_key: {e}")))?;
+            .then(|| output_key(&request.output_key))
+            .transpose()?;
         let options = self.options(request.options);
         let admission = self.admit()?;
         let started = Instant::now();
+        // The file's bytes are reserved before they are read.
+        let size = self.storage.head(&key).await?.size;
+        let reservation = self
+            .requests
+            .budget
+            .try_reserve(size)
+            .map_err(Error::Budget)?;
         let bytes = self
             .storage
             .get_bounded(&key, self.limits.max_input_bytes)
@@ -93,18 +103,41 @@ impl InferenceService {
         let read = started.elapsed();
         let gzip = output.as_ref().is_none_or(|k| k.as_str().ends_with(".gz"));
         let mut done = self
-            .run(admission, bytes, &request.model_id, options, gzip, deadline)
+            .run(
+                (admission, reservation),
+                bytes,
+                &request.model_id,
+                options,
+                gzip,
+                deadline,
+            )
             .await?;
         let started = Instant::now();
-        let output = match output {
-            Some(key) => key,
-            None => prediction(&Id::parse(&format!(
-                "{}-{}",
-                &done.summary.input_sha256[..16],
-                done.summary.model_id
-            ))?),
+        let encoded = Bytes::from(done.encoded);
+        let (output, info) = match output {
+            // Create-only: a caller never replaces what is stored; the same request again
+            // (same bytes) is answered with the object already there.
+            Some(key) => {
+                let info = self.storage.put_once(&key, encoded).await?;
+                (key, info)
+            }
+            // The service's own content-addressed key (input, model, options): what is
+            // there can only be this label map, or a stale or planted copy to replace.
+            None => {
+                let key = prediction(&Id::parse(&format!(
+                    "{}-{}{}",
+                    &done.summary.input_sha256[..16],
+                    done.summary.model_id,
+                    if options.keep_largest_components {
+                        ""
+                    } else {
+                        "-all-components"
+                    }
+                ))?);
+                let info = self.storage.put(&key, encoded).await?;
+                (key, info)
+            }
         };
-        let info = self.storage.put(&output, Bytes::from(done.encoded)).await?;
         if let Some(timings) = done.summary.timings.as_mut() {
             timings.read = duration(read);
             timings.write = duration(
@@ -125,18 +158,30 @@ impl InferenceService {
         })
     }
 
-    /// The core of both RPCs: a place in the queue, the warm model, the pipeline on a
-    /// blocking thread (stopped when the caller goes away or its deadline passes), the
-    /// encoded label map and its summary.
+    /// The core of both RPCs: a place in the queue, the warm model, the memory the
+    /// volume needs (estimated from its header, reserved before anything is decoded),
+    /// the pipeline on a blocking thread (stopped when the caller goes away or its
+    /// deadline passes), the encoded label map and its summary.
     pub async fn run(
         &self,
-        _admission: Admission,
+        (_admission, mut reservation): (Admission, Reservation),
         bytes: Bytes,
         model_id: &str,
         options: Options,
         gzip: bool,
         deadline: Option<Instant>,
     ) -> Result<Done, Error> {
+        let limits = ReadLimits {
+            max_bytes: self.limits.max_voxel_bytes,
+            max_voxels: self.requests.max_voxels,
+            ..ReadLimits::default()
+        };
+        // What the volume needs whatever the model: refused before it waits for a slot.
+        let info = read_info(&bytes, &limits).map_err(Error::InvalidVolume)?;
+        self.requests
+            .budget
+            .check(peak_bytes(&info, bytes.len() as u64, (1, 1), 1))
+            .map_err(Error::Budget)?;
         let queued = Instant::now();
         let _slot = self
             .slots
@@ -145,22 +190,33 @@ impl InferenceService {
             .map_err(|_| Error::Internal("the service is stopping".into()))?;
         let queued = queued.elapsed();
         let model = self.cache.get(&self.storage, model_id).await?;
+        let preprocessing = &model.record.preprocessing;
+        let peak = peak_bytes(
+            &info,
+            bytes.len() as u64,
+            (preprocessing.slice_height, preprocessing.slice_width),
+            options.batch_size,
+        );
+        let patience = deadline.map_or(MEMORY_PATIENCE, |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(MEMORY_PATIENCE)
+        });
+        reservation
+            .grow_to_within(peak, patience)
+            .await
+            .map_err(Error::Budget)?;
 
         // Stops the blocking work when this call is dropped (the caller went away).
         let token = CancellationToken::new();
         let _stop_on_drop = token.clone().drop_guard();
-        let limits = ReadLimits {
-            max_bytes: self.limits.max_voxel_bytes,
-            ..ReadLimits::default()
-        };
         let worker = Arc::clone(&model);
         // Hashing, decoding and the pipeline all run off the async runtime.
         let (input_sha256, segmentation, ct, encoded, write) =
             tokio::task::spawn_blocking(move || {
+                // Held until the blocking work ends, even if the caller went away.
+                let _reservation = reservation;
                 let input_sha256 = sha256_hex(&bytes);
-                let ct = read_ct(&bytes, &limits).map_err(|e| {
-                    Error::InvalidArgument(format!("the volume cannot be read: {e}"))
-                })?;
+                let ct = read_ct(&bytes, &limits).map_err(Error::InvalidVolume)?;
                 drop(bytes);
                 let cancelled =
                     || token.is_cancelled() || deadline.is_some_and(|d| Instant::now() > d);
@@ -240,47 +296,15 @@ impl InferenceService {
     }
 }
 
+/// A caller's output key: where a caller may write a label map.
+fn output_key(value: &str) -> Result<Key, Error> {
+    Key::parse_for(value, CallerAccess::WritePrediction)
+        .map_err(|e| Error::InvalidArgument(format!("output_key: {e}")))
+}
+
 /// A finished segmentation: the encoded label map and its summary.
 #[derive(Debug)]
 pub struct Done {
     pub encoded: Vec<u8>,
     pub summary: SegmentationSummary,
-}
-
-/// The caller's deadline from its `grpc-timeout` header ("<digits><unit>").
-pub fn deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let amount: u64 = digits.parse().ok()?;
-    let timeout = match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    };
-    Instant::now().checked_add(timeout)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeouts_become_deadlines() {
-        let at = |value: &str| {
-            let mut metadata = tonic::metadata::MetadataMap::new();
-            metadata.insert("grpc-timeout", value.parse().unwrap());
-            deadline(&metadata).map(|d| d.saturating_duration_since(Instant::now()))
-        };
-        let two_seconds = at("2S").unwrap();
-        assert!(two_seconds > Duration::from_millis(1900) && two_seconds <= Duration::from_secs(2));
-        assert!(at("1500m").unwrap() <= Duration::from_millis(1500));
-        assert!(at("1H").unwrap() > Duration::from_secs(3500));
-        assert_eq!(at("12X"), None, "unknown unit");
-        assert_eq!(at("S"), None, "no digits");
-        assert_eq!(deadline(&tonic::metadata::MetadataMap::new()), None);
-    }
 }

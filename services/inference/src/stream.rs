@@ -32,20 +32,33 @@ impl InferenceService {
             )));
         }
         let options = self.options(start.options);
-        // Refuse before receiving a byte when the queue is full.
-        let admission = self.admit()?;
+        // The upload is received before any place in the queue is taken, so that a
+        // slow or silent client holds no slot; its bytes are reserved as they arrive,
+        // and a silence longer than the idle timeout ends it.
+        let idle = self.requests.idle_timeout;
+        let mut reservation = self.requests.budget.empty();
         let mut body = BytesMut::new();
-        while let Some(message) = upload.next().await {
-            let message = message.map_err(|e| {
-                Error::InvalidArgument(format!("the upload broke off: {}", e.message()))
-            })?;
+        loop {
+            let message = match tokio::time::timeout(idle, upload.next()).await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "the upload sent nothing for {} s; it was dropped",
+                        idle.as_secs()
+                    )));
+                }
+            };
+            let message = message.map_err(Error::Upload)?;
             match message.message {
                 Some(segment_stream_request::Message::Chunk(chunk)) => {
-                    if body.len() as u64 + chunk.len() as u64 > limit {
+                    let total = body.len() as u64 + chunk.len() as u64;
+                    if total > limit {
                         return Err(Error::InvalidArgument(format!(
                             "the upload exceeds this service's limit of {limit} bytes"
                         )));
                     }
+                    reservation.grow_to(total).map_err(Error::Budget)?;
                     body.extend_from_slice(&chunk);
                 }
                 Some(segment_stream_request::Message::Start(_)) | None => {
@@ -62,9 +75,10 @@ impl InferenceService {
                 body.len()
             )));
         }
+        let admission = self.admit()?;
         let done = self
             .run(
-                admission,
+                (admission, reservation),
                 body.freeze(),
                 &start.model_id,
                 options,

@@ -1,6 +1,6 @@
 //! Why a metrics call failed, and the one mapping of each cause to a gRPC status.
 
-use abdoseg_server::storage_status;
+use abdoseg_server::{budget_status, internal_status, storage_status};
 use abdoseg_storage::StorageError;
 use tonic::Status;
 
@@ -19,6 +19,18 @@ pub enum Error {
     /// A stored object is not what it should be (e.g. not a label map).
     #[error("{what}: {detail}")]
     InvalidObject { what: String, detail: String },
+    /// The memory the request needs cannot be had (now, or ever).
+    #[error(transparent)]
+    Budget(#[from] abdoseg_server::BudgetError),
+    /// Too many single-case calls running and waiting.
+    #[error(transparent)]
+    Busy(#[from] abdoseg_server::GateFull),
+    /// The caller went away: the work stopped.
+    #[error("the evaluation was cancelled")]
+    Cancelled,
+    /// The caller's deadline passed: the work stopped.
+    #[error("the deadline passed before the evaluation finished")]
+    DeadlineExceeded,
     /// The inference service refused or failed a case.
     #[error("inference: {0}")]
     Inference(Status),
@@ -37,7 +49,11 @@ impl From<Error> for Status {
             Error::Inference(status) => {
                 Status::new(status.code(), format!("inference: {}", status.message()))
             }
-            Error::Internal(_) => Status::internal(error.to_string()),
+            Error::Budget(error) => budget_status(&error),
+            Error::Busy(full) => full.into(),
+            Error::Cancelled => Status::cancelled(error.to_string()),
+            Error::DeadlineExceeded => Status::deadline_exceeded(error.to_string()),
+            Error::Internal(detail) => internal_status("metrics", &detail),
         }
     }
 }

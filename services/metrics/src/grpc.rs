@@ -11,15 +11,17 @@ use abdoseg_protos::metrics::v1::{
     ListReportsResponse, Overlay, RenderOverlaysRequest, RenderOverlaysResponse,
     metrics_service_server::MetricsService as Contract,
 };
-use abdoseg_storage::{Id, Key, keys::ReportKeys};
+use abdoseg_server::deadline;
+use abdoseg_storage::{CallerAccess, Id, Key, keys::ReportKeys};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
     Error, MetricsService, convert,
-    measures::evaluate,
+    measures::{EvaluationError, evaluate_unless, surface_bytes},
     objects,
     rendering::{Request as Draw, Scene},
     reports,
@@ -33,10 +35,15 @@ const MAX_PAGE_SIZE: usize = 500;
 /// Most slices one RenderOverlays call may draw.
 const MAX_SLICES: usize = 64;
 
-fn object_key(field: &str, reference: Option<ObjectRef>) -> Result<Key, Error> {
+fn object_key(
+    field: &str,
+    reference: Option<ObjectRef>,
+    access: CallerAccess,
+) -> Result<Key, Error> {
     let reference =
         reference.ok_or_else(|| Error::InvalidArgument(format!("{field} is required")))?;
-    Key::parse(&reference.key).map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))
+    Key::parse_for(&reference.key, access)
+        .map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))
 }
 
 fn blocking_error(error: tokio::task::JoinError) -> Error {
@@ -51,21 +58,53 @@ impl Contract for MetricsService {
         &self,
         request: Request<EvaluatePredictionRequest>,
     ) -> Result<Response<EvaluatePredictionResponse>, Status> {
+        let deadline = deadline(request.metadata());
         let request = request.into_inner();
-        let prediction = object_key("prediction", request.prediction)?;
-        let truth = object_key("ground_truth", request.ground_truth)?;
-        let (predicted, truth) = tokio::try_join!(
-            objects::label_map(&self.storage, &prediction, self.limits, "prediction"),
-            objects::label_map(&self.storage, &truth, self.limits, "ground_truth"),
+        let prediction = object_key("prediction", request.prediction, CallerAccess::ReadLabels)?;
+        let truth = object_key(
+            "ground_truth",
+            request.ground_truth,
+            CallerAccess::ReadLabels,
+        )?;
+        let ticket = self.volumes.admit().map_err(Error::from)?;
+        let _running = ticket.start().await;
+        let read = (self.limits, &self.requests.budget);
+        let ((predicted, held), (truth, also_held)) = tokio::try_join!(
+            objects::label_map(&self.storage, &prediction, read, "prediction"),
+            objects::label_map(&self.storage, &truth, read, "ground_truth"),
         )?;
         let started = Instant::now();
         let surfaces = request.surface_metrics;
-        let outcome = tokio::task::spawn_blocking(move || evaluate(&predicted, &truth, surfaces))
-            .await
-            .map_err(blocking_error)?;
+        // Stops the blocking work when this call is dropped (the caller went away) or
+        // its deadline passes.
+        let token = CancellationToken::new();
+        let _stop_on_drop = token.clone().drop_guard();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut reservation = held;
+            let _also = also_held;
+            if surfaces && predicted.geometry.same_grid(&truth.geometry) {
+                // Surface metrics take memory by the surface voxel: counted first,
+                // reserved before any is held.
+                let extra = surface_bytes(&predicted, &truth);
+                let held_bytes = reservation.held_mib() << 20;
+                reservation
+                    .grow_to(held_bytes + extra)
+                    .map_err(Error::from)?;
+            }
+            let cancelled = || token.is_cancelled() || deadline.is_some_and(|d| Instant::now() > d);
+            evaluate_unless(&predicted, &truth, surfaces, &cancelled).map_err(|e| match e {
+                EvaluationError::Cancelled if deadline.is_some_and(|d| Instant::now() > d) => {
+                    Error::DeadlineExceeded
+                }
+                EvaluationError::Cancelled => Error::Cancelled,
+                EvaluationError::GridMismatch { .. } => Error::InvalidArgument(e.to_string()),
+            })
+        })
+        .await
+        .map_err(blocking_error)?;
         self.telemetry
             .prediction_evaluated(outcome.is_ok(), started.elapsed());
-        let case = outcome.map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let case = outcome?;
         Ok(Response::new(EvaluatePredictionResponse {
             metrics: Some(convert::case_metrics("", &case)),
         }))
@@ -104,9 +143,13 @@ impl Contract for MetricsService {
         request: Request<RenderOverlaysRequest>,
     ) -> Result<Response<RenderOverlaysResponse>, Status> {
         let request = request.into_inner();
-        let image = object_key("image", request.image)?;
-        let prediction = object_key("prediction", request.prediction)?;
-        let truth = object_key("ground_truth", request.ground_truth)?;
+        let image = object_key("image", request.image, CallerAccess::ReadVolume)?;
+        let prediction = object_key("prediction", request.prediction, CallerAccess::ReadLabels)?;
+        let truth = object_key(
+            "ground_truth",
+            request.ground_truth,
+            CallerAccess::ReadLabels,
+        )?;
         if request.slices.len() > MAX_SLICES {
             return Err(
                 Error::InvalidArgument(format!("at most {MAX_SLICES} slices per call")).into(),
@@ -124,17 +167,24 @@ impl Contract for MetricsService {
             None
         } else {
             Some(
-                Key::parse(request.output_prefix.trim_end_matches('/'))
-                    .map_err(|e| Error::InvalidArgument(format!("output_prefix: {e}")))?,
+                Key::parse_for(
+                    request.output_prefix.trim_end_matches('/'),
+                    CallerAccess::WriteOverlays,
+                )
+                .map_err(|e| Error::InvalidArgument(format!("output_prefix: {e}")))?,
             )
         };
-        let (ct, predicted, truth) = tokio::try_join!(
-            objects::ct(&self.storage, &image, self.limits, "image"),
-            objects::label_map(&self.storage, &prediction, self.limits, "prediction"),
-            objects::label_map(&self.storage, &truth, self.limits, "ground_truth"),
+        let ticket = self.volumes.admit().map_err(Error::from)?;
+        let _running = ticket.start().await;
+        let read = (self.limits, &self.requests.budget);
+        let ((ct, held), (predicted, also_held), (truth, held_too)) = tokio::try_join!(
+            objects::ct(&self.storage, &image, read, "image"),
+            objects::label_map(&self.storage, &prediction, read, "prediction"),
+            objects::label_map(&self.storage, &truth, read, "ground_truth"),
         )?;
         let slices = request.slices;
         let rendered = tokio::task::spawn_blocking(move || {
+            let _reservations = (held, also_held, held_too);
             let scene = Scene::new(&ct, &predicted, &truth, intensity)?;
             let draws: Vec<Draw> = if slices.is_empty() {
                 scene.picks().into_iter().map(Draw::from).collect()
@@ -162,9 +212,10 @@ impl Contract for MetricsService {
                     .map_err(|e| Error::InvalidArgument(format!("output_prefix: {e}")))?,
                 None => reports::overlay_key(&fallback, &picture.name)?,
             };
+            // Create-only: a caller's prefix never replaces a stored object.
             let info = self
                 .storage
-                .put(&key, Bytes::from(picture.png))
+                .put_once(&key, Bytes::from(picture.png))
                 .await
                 .map_err(Error::from)?;
             overlays.push(Overlay {

@@ -24,7 +24,10 @@ use abdoseg_protos::{
     inference::v1::inference_service_client::InferenceServiceClient,
     metrics::v1::metrics_service_server::MetricsServiceServer,
 };
-use abdoseg_server::{ServiceRegistration, prometheus::Metrics, propagation::inject_trace_context};
+use abdoseg_server::{
+    Gate, RequestLimits, ServiceRegistration, prometheus::Metrics,
+    propagation::inject_trace_context,
+};
 use abdoseg_storage::Storage;
 use tonic::{
     service::interceptor::InterceptedService,
@@ -59,7 +62,15 @@ pub struct MetricsService {
     inference: InferenceClient,
     limits: ObjectLimits,
     telemetry: Telemetry,
+    requests: RequestLimits,
+    /// EvaluatePrediction and RenderOverlays: the calls that decode volumes on request.
+    volumes: Gate,
 }
+
+/// Single-case calls (EvaluatePrediction, RenderOverlays) that run at once, and that may
+/// wait.
+const VOLUME_CALLS_RUNNING: usize = 2;
+const VOLUME_CALLS_WAITING: usize = 16;
 
 impl MetricsService {
     /// A service whose metrics are registered in `metrics`.
@@ -69,7 +80,17 @@ impl MetricsService {
             inference,
             limits: ObjectLimits::default(),
             telemetry: Telemetry::register(metrics),
+            requests: RequestLimits::default(),
+            volumes: Gate::new("evaluations", VOLUME_CALLS_RUNNING, VOLUME_CALLS_WAITING),
         }
+    }
+
+    /// The process's request bounds (its memory budget is shared with the other
+    /// services of the process).
+    pub fn with_request_limits(mut self, requests: RequestLimits) -> Self {
+        self.limits.max_voxels = requests.max_voxels;
+        self.requests = requests;
+        self
     }
 
     /// The tonic server with its message limits, ready for a host.
@@ -86,6 +107,7 @@ impl MetricsService {
             storage: self.storage.clone(),
             inference: self.inference.clone(),
             limits: self.limits,
+            budget: self.requests.budget.clone(),
             telemetry: self.telemetry.clone(),
         }
     }

@@ -18,6 +18,7 @@ use abdoseg_protos::{
     metrics::v1::{CaseEvaluationFailed, EvaluateModelResponse, evaluate_model_response::Event},
 };
 use abdoseg_registry::ModelRecord;
+use abdoseg_server::MemoryBudget;
 use abdoseg_storage::{Id, Key, Storage, keys::DatasetKeys};
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -65,6 +66,7 @@ pub struct Evaluator {
     pub storage: Storage,
     pub inference: InferenceClient,
     pub limits: ObjectLimits,
+    pub budget: MemoryBudget,
     pub telemetry: Telemetry,
 }
 
@@ -265,21 +267,25 @@ impl Evaluator {
                 .map_err(Error::Inference)?;
             let truth_key =
                 Key::parse(&case.source_label.key).map_err(|e| Error::Internal(e.to_string()))?;
-            let (predicted, truth) = tokio::try_join!(
-                objects::label_map(&self.storage, &output, self.limits, "prediction"),
+            let read = (self.limits, &self.budget);
+            let ((predicted, held), (truth, also_held)) = tokio::try_join!(
+                objects::label_map(&self.storage, &output, read, "prediction"),
                 objects::label_map_remapped(
                     &self.storage,
                     &truth_key,
-                    self.limits,
+                    read,
                     "ground truth",
                     plan.label_remap
                 ),
             )?;
             let surfaces = plan.surfaces;
-            tokio::task::spawn_blocking(move || evaluate(&predicted, &truth, surfaces))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?
-                .map_err(|e| Error::InvalidArgument(e.to_string()))
+            tokio::task::spawn_blocking(move || {
+                let _reservations = (held, also_held);
+                evaluate(&predicted, &truth, surfaces)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::InvalidArgument(e.to_string()))
         }
         .await;
         (case.case_id.clone(), outcome)
@@ -319,17 +325,19 @@ impl Evaluator {
             let truth =
                 Key::parse(&case.source_label.key).map_err(|e| Error::Internal(e.to_string()))?;
             let prediction = Self::prediction_key(plan, case_id)?;
-            let (ct, predicted, truth) = tokio::try_join!(
-                objects::ct(&self.storage, &image, self.limits, "image"),
-                objects::label_map(&self.storage, &prediction, self.limits, "prediction"),
+            let read = (self.limits, &self.budget);
+            let ((ct, held), (predicted, also_held), (truth, held_too)) = tokio::try_join!(
+                objects::ct(&self.storage, &image, read, "image"),
+                objects::label_map(&self.storage, &prediction, read, "prediction"),
                 objects::label_map_remapped(
                     &self.storage,
                     &truth,
-                    self.limits,
+                    read,
                     "ground truth",
                     plan.label_remap
                 ),
             )?;
+            let reservations = (held, also_held, held_too);
             let selections: Vec<(u8, &'static str)> = wanted
                 .iter()
                 .filter(|w| &w.0 == case_id)
@@ -338,6 +346,7 @@ impl Evaluator {
             let intensity = intensity.clone();
             let prefix = format!("{case_id}-");
             let rendered = tokio::task::spawn_blocking(move || {
+                let _reservations = reservations;
                 let scene = Scene::new(&ct, &predicted, &truth, intensity)?;
                 let requests: Vec<Request> = scene
                     .picks()

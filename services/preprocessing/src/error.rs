@@ -1,6 +1,6 @@
 //! Why a preprocessing call failed, and the one mapping of each cause to a gRPC status.
 
-use abdoseg_server::storage_status;
+use abdoseg_server::{budget_status, internal_status, storage_status};
 use abdoseg_storage::StorageError;
 use tonic::Status;
 
@@ -19,6 +19,16 @@ pub enum Error {
     /// A volume is not usable (not NIfTI, truncated, wrong grid …).
     #[error("{0}")]
     InvalidVolume(#[from] abdoseg_imaging::ImagingError),
+    /// The memory the request needs cannot be had (now, or ever).
+    #[error(transparent)]
+    Budget(#[from] abdoseg_server::BudgetError),
+    /// Too many single-volume calls running and waiting.
+    #[error(transparent)]
+    Busy(#[from] abdoseg_server::GateFull),
+    /// The upload stream itself failed (a message over the size limit, the caller gone):
+    /// its own status, passed on.
+    #[error("the upload broke off: {}", .0.message())]
+    Upload(Status),
     /// The store failed or lacks an object.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -35,15 +45,15 @@ impl From<Error> for Status {
         match error {
             Error::InvalidArgument(message) => Status::invalid_argument(message),
             Error::NoCases(_) => Status::not_found(error.to_string()),
-            Error::InvalidDataset(_) | Error::InvalidVolume(_) => {
-                Status::failed_precondition(error.to_string())
-            }
+            // A volume that cannot be read is bad input wherever it is named.
+            Error::InvalidVolume(_) => Status::invalid_argument(error.to_string()),
+            Error::InvalidDataset(_) => Status::failed_precondition(error.to_string()),
+            Error::Budget(error) => budget_status(&error),
+            Error::Upload(status) => status,
+            Error::Busy(full) => full.into(),
             Error::Storage(error) => storage_status(&error),
             Error::ShuttingDown => Status::unavailable(error.to_string()),
-            Error::Internal(message) => {
-                tracing::error!(%message, "preprocessing failed");
-                Status::internal("preprocessing failed unexpectedly; see the service log")
-            }
+            Error::Internal(detail) => internal_status("preprocessing", &detail),
         }
     }
 }

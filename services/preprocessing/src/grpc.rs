@@ -2,10 +2,15 @@
 
 use std::pin::Pin;
 
-use abdoseg_dataset::{config::Scheme, manifest::Manifest, prepare::volume_shard, sha256_hex};
+use abdoseg_dataset::{
+    config::Scheme,
+    manifest::Manifest,
+    prepare::{volume_shard, volume_shard_peak_bytes},
+    sha256_hex,
+};
 use abdoseg_imaging::{
     intensity::{Intensity, Scheme as ImagingScheme, ZScore},
-    nifti::read_ct,
+    nifti::{read_ct, read_info},
 };
 use abdoseg_protos::{
     common::v1::ObjectRef,
@@ -18,7 +23,7 @@ use abdoseg_protos::{
     },
 };
 use abdoseg_storage::{
-    Id, Key, StorageError,
+    CallerAccess, Id, Key, StorageError,
     keys::{DatasetKeys, preprocessed_volume},
 };
 use bytes::Bytes;
@@ -32,10 +37,13 @@ use crate::{
     job::{self, Event, Job, PrepareRequest},
 };
 
+/// Longest wait for memory that other work holds.
+pub(crate) const MEMORY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-fn key(field: &str, value: &str) -> Result<Key, Error> {
-    Key::parse(value).map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))
+fn key(field: &str, value: &str, access: CallerAccess) -> Result<Key, Error> {
+    Key::parse_for(value, access).map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))
 }
 
 pub(crate) use abdoseg_dataset::proto::geometry_to_proto;
@@ -58,7 +66,11 @@ impl Contract for PreprocessingService {
         request: Request<PrepareDatasetRequest>,
     ) -> Result<Response<Self::PrepareDatasetStream>, Status> {
         let request = request.into_inner();
-        let source_prefix = key("source_prefix", &request.source_prefix)?;
+        let source_prefix = key(
+            "source_prefix",
+            &request.source_prefix,
+            CallerAccess::ReadRawDataset,
+        )?;
         let layout = match DatasetLayout::try_from(request.layout) {
             Ok(DatasetLayout::Unspecified) => None,
             Ok(DatasetLayout::Abdomenct1k) => Some(Layout::AbdomenCt1k),
@@ -87,7 +99,8 @@ impl Contract for PreprocessingService {
 
         let (sender, receiver) = mpsc::channel::<Result<Event, Error>>(64);
         let storage = self.storage.clone();
-        let (workers, limits, token) = (self.workers, self.limits, self.lifecycle.token());
+        let (workers, token) = (self.workers, self.lifecycle.token());
+        let limits = (self.limits, self.requests.budget.clone());
         // The job runs to the end even if the caller goes away; its work is kept.
         self.lifecycle.spawn(async move {
             let result = job::run(storage, job, workers, limits, sender.clone(), token).await;
@@ -146,11 +159,33 @@ impl Contract for PreprocessingService {
         let volume = request
             .volume
             .ok_or_else(|| Error::InvalidArgument("volume is required".into()))?;
-        let volume_key = key("volume", &volume.key)?;
+        let volume_key = key("volume", &volume.key, CallerAccess::ReadVolume)?;
         let config = convert::preprocessing(request.preprocessing)?;
+        // Admitted, then the file's bytes reserved before they are read, then the
+        // decoding's peak (estimated from the header) before anything is decoded.
+        let ticket = self.volumes.admit()?;
+        let size = self
+            .storage
+            .head(&volume_key)
+            .await
+            .map_err(Error::from)?
+            .size;
+        let mut reservation = self
+            .requests
+            .budget
+            .try_reserve(size)
+            .map_err(Error::from)?;
         let bytes = self
             .storage
             .get_bounded(&volume_key, self.limits.max_bytes)
+            .await
+            .map_err(Error::from)?;
+        let info = read_info(&bytes, &self.limits).map_err(Error::from)?;
+        let peak = volume_shard_peak_bytes(&info, bytes.len() as u64, &config);
+        self.requests.budget.check(peak).map_err(Error::from)?;
+        let _running = ticket.start().await.ok_or(Error::ShuttingDown)?;
+        reservation
+            .grow_to_within(peak, MEMORY_PATIENCE)
             .await
             .map_err(Error::from)?;
         let limits = self.limits;
@@ -162,6 +197,8 @@ impl Contract for PreprocessingService {
         let id =
             Id::parse(&format!("pv-{}", &sha256_hex(&digest_input)[..16])).map_err(Error::from)?;
         let (shard, geometry, slices) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            // Held until the blocking work ends, even if the caller went away.
+            let _reservation = reservation;
             let ct = read_ct(&bytes, &limits)?;
             let intensity = match config.scheme {
                 Scheme::Zscore => Intensity {

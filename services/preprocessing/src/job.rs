@@ -10,10 +10,11 @@ use abdoseg_dataset::{
         CaseRecord, FailedCase, Fingerprint, HuHistograms, Manifest, SparseHistogram, Split,
         SplitFractions, fingerprint,
     },
-    prepare::{case_histograms, prepare_case},
+    prepare::{case_histograms, prepare_case, volume_shard_peak_bytes},
     sha256_hex, split,
 };
-use abdoseg_imaging::nifti::ReadLimits;
+use abdoseg_imaging::nifti::{ReadLimits, read_info};
+use abdoseg_server::{MemoryBudget, Reservation};
 use abdoseg_storage::{Id, Key, Storage, keys::DatasetKeys};
 use bytes::Bytes;
 use futures::{StreamExt, stream};
@@ -112,7 +113,7 @@ pub async fn run(
     storage: Storage,
     job: Job,
     workers: usize,
-    limits: ReadLimits,
+    (limits, budget): (ReadLimits, MemoryBudget),
     events: mpsc::Sender<Result<Event, Error>>,
     cancel: CancellationToken,
 ) -> Result<Manifest, Error> {
@@ -153,6 +154,7 @@ pub async fn run(
         remap: job.raw.remap,
         request: job.request.clone(),
         limits,
+        budget,
     });
     let intensity = match &job.request.preprocessing.scheme {
         Scheme::Zscore => {
@@ -264,7 +266,11 @@ struct Shared {
     remap: [Option<u8>; 256],
     request: PrepareRequest,
     limits: ReadLimits,
+    budget: MemoryBudget,
 }
+
+/// Longest a case waits for memory that other work holds.
+const CASE_MEMORY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn failure(case: &CaseSource, reason: impl ToString) -> FailedCase {
     FailedCase {
@@ -273,8 +279,13 @@ fn failure(case: &CaseSource, reason: impl ToString) -> FailedCase {
     }
 }
 
-/// Reads a case's two objects, refusing outsized ones before reading them.
-async fn read_sources(shared: &Shared, case: &CaseSource) -> Result<(Bytes, Bytes), FailedCase> {
+/// Reads a case's two objects, refusing outsized ones before reading them, and reserves
+/// the memory preparing them takes (estimated from the image's header) before anything
+/// is decoded.
+async fn read_sources(
+    shared: &Shared,
+    case: &CaseSource,
+) -> Result<(Bytes, Bytes, Reservation), FailedCase> {
     let Some(label) = &case.label else {
         return Err(failure(case, "missing label map"));
     };
@@ -288,7 +299,18 @@ async fn read_sources(shared: &Shared, case: &CaseSource) -> Result<(Bytes, Byte
         .get_bounded(&label.key, shared.limits.max_bytes)
         .await
         .map_err(|e| failure(case, format!("label map: {e}")))?;
-    Ok((image, label))
+    let info = read_info(&image, &shared.limits).map_err(|e| failure(case, e))?;
+    let peak = volume_shard_peak_bytes(
+        &info,
+        (image.len() + label.len()) as u64,
+        &shared.request.preprocessing,
+    ) + info.voxels() * 3;
+    let reservation = shared
+        .budget
+        .reserve(peak, CASE_MEMORY_PATIENCE)
+        .await
+        .map_err(|e| failure(case, e))?;
+    Ok((image, label, reservation))
 }
 
 /// One case: reused when its record and shard are already there, else prepared.
@@ -311,11 +333,12 @@ async fn process_case(
         return Ok((record, true));
     }
 
-    let (image, label) = read_sources(shared, &case).await?;
+    let (image, label, reservation) = read_sources(shared, &case).await?;
     let work = {
         let shared = Arc::clone(shared);
         let intensity = Arc::clone(intensity);
         tokio::task::spawn_blocking(move || {
+            let _reservation = reservation;
             prepare_case(
                 &image,
                 &label,
@@ -381,9 +404,10 @@ async fn zscore_fingerprint(
             let shared = Arc::clone(shared);
             async move {
                 // Unreadable cases are reported by the preparation pass itself.
-                let (image, label) = read_sources(&shared, &case).await.ok()?;
+                let (image, label, reservation) = read_sources(&shared, &case).await.ok()?;
                 let (remap, limits) = (shared.remap, shared.limits);
                 tokio::task::spawn_blocking(move || {
+                    let _reservation = reservation;
                     case_histograms(&image, &label, &remap, &limits)
                 })
                 .await

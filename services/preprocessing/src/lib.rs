@@ -11,7 +11,7 @@ mod upload;
 
 use abdoseg_imaging::nifti::ReadLimits;
 use abdoseg_protos::preprocessing::v1::preprocessing_service_server::PreprocessingServiceServer;
-use abdoseg_server::{Lifecycle, ServiceRegistration};
+use abdoseg_server::{Gate, Lifecycle, RequestLimits, ServiceRegistration};
 use abdoseg_storage::Storage;
 
 pub use error::Error;
@@ -24,7 +24,15 @@ pub struct PreprocessingService {
     /// Cases prepared at once.
     workers: usize,
     limits: ReadLimits,
+    /// The process's memory budget, voxel limit and upload idle timeout.
+    requests: RequestLimits,
+    /// UploadVolume and PreprocessVolume: the calls that decode one volume each.
+    volumes: Gate,
 }
+
+/// Single-volume calls (uploads, PreprocessVolume) that run at once, and that may wait.
+const VOLUME_CALLS_RUNNING: usize = 2;
+const VOLUME_CALLS_WAITING: usize = 16;
 
 impl PreprocessingService {
     /// `workers`: cases prepared at once (each also uses the CPU's cores for its slices).
@@ -34,7 +42,17 @@ impl PreprocessingService {
             lifecycle,
             workers: workers.max(1),
             limits: ReadLimits::default(),
+            requests: RequestLimits::default(),
+            volumes: Gate::new("volume calls", VOLUME_CALLS_RUNNING, VOLUME_CALLS_WAITING),
         }
+    }
+
+    /// The process's request bounds (its memory budget is shared with the other
+    /// services of the process).
+    pub fn with_request_limits(mut self, requests: RequestLimits) -> Self {
+        self.limits.max_voxels = requests.max_voxels;
+        self.requests = requests;
+        self
     }
 
     /// The tonic server with its message limits, ready for a host.

@@ -1,7 +1,7 @@
 //! UploadVolume: a NIfTI file streamed in chunks, checked whole, then stored.
 
 use abdoseg_dataset::sha256_hex;
-use abdoseg_imaging::nifti::{read_ct, read_labels};
+use abdoseg_imaging::nifti::{read_ct, read_info, read_labels};
 use abdoseg_protos::{
     common::v1::ObjectRef,
     preprocessing::v1::{
@@ -28,12 +28,17 @@ impl PreprocessingService {
         &self,
         mut upload: Streaming<UploadVolumeRequest>,
     ) -> Result<UploadVolumeResponse, Error> {
-        let start = match upload
-            .next()
+        let idle = self.requests.idle_timeout;
+        let silent = || {
+            Error::InvalidArgument(format!(
+                "the upload sent nothing for {} s; it was dropped",
+                idle.as_secs()
+            ))
+        };
+        let first = tokio::time::timeout(idle, upload.next())
             .await
-            .transpose()
-            .map_err(|s| Error::InvalidArgument(s.message().to_owned()))?
-        {
+            .map_err(|_| silent())?;
+        let start = match first.transpose().map_err(Error::Upload)? {
             Some(UploadVolumeRequest {
                 message: Some(Message::Start(start)),
             }) => start,
@@ -68,9 +73,16 @@ impl PreprocessingService {
             )));
         }
         let expected = start.total_size_bytes as usize;
-        let mut data = Vec::with_capacity(expected);
-        while let Some(message) = upload.next().await {
-            let message = message.map_err(|s| Error::InvalidArgument(s.message().to_owned()))?;
+        // Bytes are reserved as they arrive (never the declared size up front), and a
+        // silence longer than the idle timeout ends the upload: a slow or silent client
+        // holds neither memory nor a place among the running calls.
+        let mut reservation = self.requests.budget.empty();
+        let mut data = Vec::new();
+        while let Some(message) = tokio::time::timeout(idle, upload.next())
+            .await
+            .map_err(|_| silent())?
+        {
+            let message = message.map_err(Error::Upload)?;
             match message.message {
                 Some(Message::Chunk(chunk)) => {
                     if data.len() + chunk.len() > expected {
@@ -78,6 +90,7 @@ impl PreprocessingService {
                             "the upload is larger than its declared {expected} bytes"
                         )));
                     }
+                    reservation.grow_to((data.len() + chunk.len()) as u64)?;
                     data.extend_from_slice(&chunk);
                 }
                 Some(Message::Start(_)) | None => {
@@ -98,9 +111,20 @@ impl PreprocessingService {
                 "the upload's SHA-256 does not match".into(),
             ));
         }
-        // Only a readable volume is stored.
+        // Only a readable volume is stored: decoding it is admitted and its memory
+        // reserved (estimated from the header) before it starts.
+        let ticket = self.volumes.admit()?;
         let limits = self.limits;
+        let info = read_info(&data, &limits)?;
+        let decoded = if is_label { 1 } else { 4 };
+        let peak = data.len() as u64 + info.data_bytes + info.voxels() * decoded;
+        self.requests.budget.check(peak)?;
+        let _running = ticket.start().await.ok_or(Error::ShuttingDown)?;
+        reservation
+            .grow_to_within(peak, crate::grpc::MEMORY_PATIENCE)
+            .await?;
         let (data, geometry) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let _reservation = reservation;
             let geometry = if is_label {
                 read_labels(&data, &limits)?.geometry
             } else {
@@ -110,7 +134,9 @@ impl PreprocessingService {
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-        let written = self.storage.put(&key, Bytes::from(data)).await?;
+        // Create-only: an upload never replaces a stored volume (a training image, say);
+        // the same bytes again are answered with the object already there.
+        let written = self.storage.put_once(&key, Bytes::from(data)).await?;
         Ok(UploadVolumeResponse {
             volume: Some(ObjectRef {
                 key: written.key.to_string(),

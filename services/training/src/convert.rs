@@ -151,6 +151,19 @@ pub fn job_spec(config: pb::TrainingConfig) -> Result<JobSpec, Error> {
         Ok(common::Device::Cuda) => DeviceRequest::Cuda,
         Err(_) => return Err(invalid(format!("unknown device {}", config.device))),
     };
+    if config.slices_per_epoch as usize > TrainingConfig::MAX_SLICES_PER_EPOCH {
+        return Err(invalid(format!(
+            "slices_per_epoch must be 0 (the whole training split) to {}, not {}",
+            TrainingConfig::MAX_SLICES_PER_EPOCH,
+            config.slices_per_epoch
+        )));
+    }
+    if config.early_stopping_patience as usize > epochs {
+        return Err(invalid(format!(
+            "early_stopping_patience must be 0 (off) to epochs ({epochs}), not {}",
+            config.early_stopping_patience
+        )));
+    }
     let training = TrainingConfig {
         architecture,
         normalization,

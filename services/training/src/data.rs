@@ -16,6 +16,18 @@ pub async fn manifest(storage: &Storage, dataset_id: &str) -> Result<Manifest, E
     Ok(storage.get_json(&DatasetKeys::new(&id).manifest()).await?)
 }
 
+/// Memory the training and validation slices take once decoded (image as floats, labels),
+/// from the manifest alone.
+pub fn dataset_bytes(manifest: &Manifest) -> u64 {
+    let pixels = (manifest.preprocessing.slice_height * manifest.preprocessing.slice_width) as u64;
+    let slices: u64 = manifest
+        .cases_in(Split::Train)
+        .chain(manifest.cases_in(Split::Validation))
+        .map(|case| case.slices.len() as u64)
+        .sum();
+    slices * pixels * (4 + 1)
+}
+
 /// Every slice of the cases in `split`, decoded off the async runtime.
 pub async fn slices(
     storage: &Storage,

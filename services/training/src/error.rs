@@ -1,6 +1,6 @@
 //! Why a training call failed, and the one mapping of each cause to a gRPC status.
 
-use abdoseg_server::storage_status;
+use abdoseg_server::{internal_status, storage_status};
 use abdoseg_storage::StorageError;
 use tonic::Status;
 
@@ -28,7 +28,7 @@ impl From<Error> for Status {
             Error::InvalidArgument(message) => Status::invalid_argument(message),
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
             Error::Storage(error) => storage_status(&error),
-            Error::Internal(message) => Status::internal(message),
+            Error::Internal(detail) => internal_status("training", &detail),
         }
     }
 }

@@ -104,6 +104,12 @@ impl TrainingService {
                 spec.training.depth
             )));
         }
+        // A job that could never fit in memory is refused now, not after it was queued
+        // (where it would take the process down, and again after every restart).
+        let training_peak = spec.training.peak_bytes(h, w);
+        self.budget
+            .check(data::dataset_bytes(&manifest) + training_peak)
+            .map_err(|e| Error::InvalidArgument(format!("config: {e}")))?;
         for split in [Split::Train, Split::Validation] {
             if manifest.cases_in(split).next().is_none() {
                 return Err(Error::FailedPrecondition(format!(
@@ -167,7 +173,17 @@ fn event_to_wire(event: Event) -> WireEvent {
         }),
         Event::Failed(error) => WireEvent::Failed(pb::JobFailed { error }),
         Event::Cancelled => WireEvent::StateChanged(pb::JobState::Cancelled as i32),
+        // Never sent as an event: the stream ends with UNAVAILABLE instead.
+        Event::Paused => WireEvent::StateChanged(pb::JobState::Queued as i32),
     }
+}
+
+/// How a watch ends when the server stops before the job does.
+fn stopping() -> Status {
+    Status::unavailable(
+        "the server is stopping: the job is paused at its last checkpoint and resumes when \
+         the training service starts again; watch it again then",
+    )
 }
 
 /// The last event of a job that has ended.
@@ -223,6 +239,7 @@ impl Contract for TrainingService {
             first.extend(final_event(&record).map(|e| wire(&job_id, e)));
             events = None;
         }
+        let lifecycle = self.jobs.lifecycle.clone();
         tokio::spawn(async move {
             for event in first {
                 if tx.send(Ok(event)).await.is_err() {
@@ -233,7 +250,18 @@ impl Contract for TrainingService {
                 return;
             };
             loop {
-                match events.recv().await {
+                let received = tokio::select! {
+                    received = events.recv() => received,
+                    () = lifecycle.shutdown_requested() => {
+                        let _ = tx.send(Err(stopping())).await;
+                        return;
+                    }
+                };
+                match received {
+                    Ok(Event::Paused) => {
+                        let _ = tx.send(Err(stopping())).await;
+                        return;
+                    }
                     Ok(event) => {
                         let last = event.is_last();
                         if tx

@@ -7,7 +7,7 @@ use std::{
 };
 
 use abdoseg_model::train::EpochReport;
-use abdoseg_server::Lifecycle;
+use abdoseg_server::{Lifecycle, MemoryBudget};
 use abdoseg_storage::{Id, Storage, keys::JobKeys};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,9 @@ pub enum Event {
     },
     Failed(String),
     Cancelled,
+    /// The server is stopping: the job stops at its last checkpoint and resumes when the
+    /// service starts again.
+    Paused,
 }
 
 impl Event {
@@ -46,7 +49,7 @@ impl Event {
     pub fn is_last(&self) -> bool {
         matches!(
             self,
-            Event::Finished { .. } | Event::Failed(_) | Event::Cancelled
+            Event::Finished { .. } | Event::Failed(_) | Event::Cancelled | Event::Paused
         )
     }
 }
@@ -63,18 +66,33 @@ pub struct LiveJob {
 pub struct Jobs {
     pub storage: Storage,
     pub lifecycle: Lifecycle,
+    /// The process's memory budget: a job holds its estimate while it trains.
+    pub budget: MemoryBudget,
+    concurrency: usize,
     slots: Arc<Semaphore>,
     live: Mutex<HashMap<String, LiveJob>>,
 }
 
 impl Jobs {
-    pub fn new(storage: Storage, lifecycle: Lifecycle, concurrency: usize) -> Arc<Self> {
+    pub fn new(
+        storage: Storage,
+        lifecycle: Lifecycle,
+        concurrency: usize,
+        budget: MemoryBudget,
+    ) -> Arc<Self> {
         Arc::new(Self {
             storage,
             lifecycle,
+            budget,
+            concurrency: concurrency.max(1),
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             live: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Jobs that train at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// The live job with this id, if this process queues or runs it.
@@ -166,6 +184,19 @@ impl Jobs {
                 let _ = live.events.send(Event::Cancelled);
             }
             Err(runner::Stop) => {
+                // Queued again, so that the next start knows this stop was orderly and
+                // does not count it as a crash.
+                if let Err(error) = self
+                    .update(job_id, |record| {
+                        if record.state == JobState::Running {
+                            record.set_state(JobState::Queued);
+                        }
+                    })
+                    .await
+                {
+                    tracing::warn!(job = %job_id, %error, "cannot record the pause");
+                }
+                let _ = live.events.send(Event::Paused);
                 tracing::info!(job = %job_id, "job paused by shutdown; it resumes on restart");
             }
         }

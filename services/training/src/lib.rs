@@ -17,7 +17,7 @@ mod runner;
 use std::sync::Arc;
 
 use abdoseg_protos::training::v1::training_service_server::TrainingServiceServer;
-use abdoseg_server::{Lifecycle, ServiceRegistration};
+use abdoseg_server::{Lifecycle, MemoryBudget, ServiceRegistration};
 use abdoseg_storage::Storage;
 
 pub use error::Error;
@@ -28,15 +28,31 @@ use jobs::Jobs;
 pub struct TrainingService {
     storage: Storage,
     jobs: Arc<Jobs>,
+    /// The process's memory budget: a job reserves its estimate before it trains.
+    budget: MemoryBudget,
 }
 
 impl TrainingService {
     /// `concurrency`: how many jobs train at once; the others wait in order.
     pub fn new(storage: Storage, lifecycle: Lifecycle, concurrency: usize) -> Self {
+        let budget = MemoryBudget::detect();
         Self {
-            jobs: Jobs::new(storage.clone(), lifecycle, concurrency),
+            jobs: Jobs::new(storage.clone(), lifecycle, concurrency, budget.clone()),
             storage,
+            budget,
         }
+    }
+
+    /// The process's memory budget, shared with the other services of the process.
+    pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.jobs = Jobs::new(
+            self.storage.clone(),
+            self.jobs.lifecycle.clone(),
+            self.jobs.concurrency(),
+            budget.clone(),
+        );
+        self.budget = budget;
+        self
     }
 
     /// The tonic server with its message limits, ready for a host. Jobs a previous

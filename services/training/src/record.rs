@@ -48,7 +48,15 @@ pub struct JobRecord {
     pub resolved_device: Option<Device>,
     /// The class weights actually used (after `class_weighting` was applied).
     pub class_weights: Option<Vec<f32>>,
+    /// Runs that ended with the process dying (found `running` at the next start)
+    /// since the job last finished an epoch. At [`MAX_CRASHES`] the job fails instead of
+    /// taking the process down again.
+    #[serde(default)]
+    pub crashes: u32,
 }
+
+/// Crashes in a row, without a finished epoch between them, after which a job is failed.
+pub const MAX_CRASHES: u32 = 3;
 
 impl JobRecord {
     pub fn new(job_id: String, spec: JobSpec) -> Self {
@@ -64,6 +72,7 @@ impl JobRecord {
             error: None,
             resolved_device: None,
             class_weights: None,
+            crashes: 0,
         }
     }
 

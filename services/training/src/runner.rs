@@ -25,8 +25,11 @@ use tokio::runtime::Handle;
 use crate::{
     Error, data,
     jobs::{Event, Jobs, LiveJob},
-    record::{ClassWeighting, JobRecord, JobState, ModelRecord, model_id_for, now},
+    record::{ClassWeighting, JobRecord, JobState, MAX_CRASHES, ModelRecord, model_id_for, now},
 };
+
+/// Longest a job waits for memory that other work holds before it fails.
+const MEMORY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 /// The run stopped before its end: cancelled, or the process is shutting down.
 #[derive(Debug)]
@@ -76,6 +79,18 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
     if record.state.is_final() {
         return Ok(true);
     }
+    // Found running: the process that ran it died (an orderly stop queues it again).
+    if record.state == JobState::Running {
+        record.crashes += 1;
+        tracing::warn!(job = %job_id, crashes = record.crashes, "the job's last run ended with the process");
+    }
+    if record.crashes >= MAX_CRASHES {
+        return Err(Error::FailedPrecondition(format!(
+            "the job's runs ended with the process {} times in a row without finishing an \
+             epoch; it is not retried (lower batch_size, base_filters or slices_per_epoch)",
+            record.crashes
+        )));
+    }
     let (device, note) = record
         .spec
         .device
@@ -91,6 +106,19 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
             Some(data::inverse_sqrt_frequency(&manifest).to_vec())
         }
         ClassWeighting::Manual => record.spec.training.class_weights.map(|w| w.to_vec()),
+    };
+    // The job's memory is reserved before anything is loaded; it waits while other
+    // work holds it.
+    let (h, w) = (
+        manifest.preprocessing.slice_height,
+        manifest.preprocessing.slice_width,
+    );
+    let peak = data::dataset_bytes(&manifest) + record.spec.training.peak_bytes(h, w);
+    let _reservation = tokio::select! {
+        reservation = jobs.budget.reserve(peak, MEMORY_PATIENCE) => {
+            reservation.map_err(|e| Error::FailedPrecondition(e.to_string()))?
+        }
+        () = live.cancel.cancelled() => return Ok(false),
     };
     record.resolved_device = Some(device);
     record.set_state(JobState::Running);
@@ -204,6 +232,7 @@ fn train_epochs<B: AutodiffBackend>(
             mean_foreground_validation_iou: report.validation.mean_foreground_iou(),
         };
         record.history.push(report.clone());
+        record.crashes = 0;
         record.updated_at = now();
         let best = record.best_epoch().unwrap_or(epoch);
         context.handle.block_on(async {

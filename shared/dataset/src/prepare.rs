@@ -5,7 +5,7 @@ use abdoseg_imaging::{
     ImagingError, NUM_CLASSES, Volume,
     intensity::{Intensity, Slice},
     labels::class_counts,
-    nifti::{ReadLimits, read_ct, read_labels_remapped},
+    nifti::{ReadLimits, VolumeInfo, read_ct, read_labels_remapped},
     orientation::axis_codes,
     resize::{resize_bilinear, resize_nearest},
     slices::Canonical,
@@ -146,6 +146,25 @@ pub fn volume_shard(
     let size = (config.slice_height, config.slice_width);
     let empty = vec![Array2::<u8>::zeros(size); images.len()];
     write_shard(&images, &empty, size)
+}
+
+/// The most memory [`volume_shard`] takes for a volume whose header says `info`, with
+/// the file itself (`file_bytes`) and the decoded data: float32 and canonical copies,
+/// one slice's working copies per thread, the model slices, their empty labels and the
+/// shard they are written into.
+pub fn volume_shard_peak_bytes(
+    info: &VolumeInfo,
+    file_bytes: u64,
+    config: &PreprocessConfig,
+) -> u64 {
+    let [columns, rows, slices] = info.geometry.shape().map(|n| n as u64);
+    let threads = rayon::current_num_threads().max(1) as u64;
+    let slice_work = rows * columns * 16 * threads.min(slices);
+    let model_pixels = (config.slice_height * config.slice_width) as u64;
+    // float32 (zscore) or gray pixels, a float copy while resizing, the label, twice
+    // (the slices and the shard).
+    let per_model_slice = model_pixels * (4 + 4 + 1) * 2;
+    file_bytes + info.data_bytes + info.voxels() * 8 + slice_work + slices * per_model_slice
 }
 
 /// One shard from model slices and their labels (same count, same size).

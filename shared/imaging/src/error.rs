@@ -41,6 +41,8 @@ pub enum ImagingError {
     InvalidDimension { axis: usize, value: i64 },
     #[error("the volume needs {bytes} bytes, over the limit of {limit}")]
     TooLarge { bytes: u64, limit: u64 },
+    #[error("the volume has {voxels} voxels, over the limit of {limit}")]
+    TooManyVoxels { voxels: u64, limit: u64 },
     #[error("voxel size along axis {axis} is {value} mm; it must be positive and finite")]
     InvalidSpacing { axis: usize, value: f32 },
     #[error("vox_offset {0} is invalid: it must be a whole number of at least 352")]

@@ -72,6 +72,51 @@ pub fn resize_bilinear(
     Ok(out)
 }
 
+/// The index of the highest of `planes` at each pixel of a `to`-sized grid, each plane
+/// resized bilinearly as [`resize_bilinear`] would (the first plane wins ties). No
+/// resized plane is ever held: memory is the label map alone, whatever the grid.
+pub fn resize_bilinear_argmax(
+    planes: &[ArrayView2<'_, f32>],
+    to: (usize, usize),
+) -> Result<Array2<u8>, ImagingError> {
+    let Some(first) = planes.first() else {
+        return Err(ImagingError::InvalidParameter(
+            "no planes to compare".into(),
+        ));
+    };
+    let from = first.dim();
+    check(from, to)?;
+    if planes.len() > usize::from(u8::MAX) || planes.iter().any(|p| p.dim() != from) {
+        return Err(ImagingError::InvalidParameter(
+            "planes must share one size, and be at most 255".into(),
+        ));
+    }
+    let rows = taps(from.0, to.0);
+    let cols = taps(from.1, to.1);
+    let mut out = Array2::<u8>::zeros(to);
+    out.axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .zip(rows.par_iter())
+        .for_each(|(mut out_row, row_tap)| {
+            let wy = row_tap.weight_high;
+            for (dst, c) in out_row.iter_mut().zip(&cols) {
+                let mut best = (0u8, f32::NEG_INFINITY);
+                for (index, plane) in planes.iter().enumerate() {
+                    let top = plane.row(row_tap.low);
+                    let bottom = plane.row(row_tap.high);
+                    let t = top[c.low] + (top[c.high] - top[c.low]) * c.weight_high;
+                    let b = bottom[c.low] + (bottom[c.high] - bottom[c.low]) * c.weight_high;
+                    let value = t + (b - t) * wy;
+                    if value > best.1 {
+                        best = (index as u8, value);
+                    }
+                }
+                *dst = best.0;
+            }
+        });
+    Ok(out)
+}
+
 /// Nearest-neighbour resize of a label map (or any values that must not blend).
 pub fn resize_nearest<T: Copy + Default + Send + Sync>(
     image: ArrayView2<'_, T>,

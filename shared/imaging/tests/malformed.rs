@@ -99,8 +99,34 @@ fn dimensions() {
                 set_i16(b, offset::DIM + 2 * axis, i16::MAX);
             }
         }),
-        ImagingError::TooLarge { .. }
+        ImagingError::TooManyVoxels { .. }
     );
+}
+
+#[test]
+fn a_configurable_voxel_limit_counts_voxels_not_bytes() {
+    // valid_i16 holds 32 voxels (64 bytes): a 40-byte limit would pass a uint8 copy of
+    // it, the voxel limit does not care about the stored type.
+    let limits = ReadLimits {
+        max_voxels: 31,
+        ..ReadLimits::default()
+    };
+    let e = read_ct(&valid_i16(), &limits).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ImagingError::TooManyVoxels {
+                voxels: 32,
+                limit: 31
+            }
+        ),
+        "{e:?}"
+    );
+    let limits = ReadLimits {
+        max_voxels: 32,
+        ..ReadLimits::default()
+    };
+    assert!(read_ct(&valid_i16(), &limits).is_ok());
 }
 
 #[test]

@@ -30,9 +30,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ABDOSEG_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 
-    /// Seconds to keep serving after health turns NOT_SERVING on SIGTERM, so that load
-    /// balancers stop routing here before the listener closes.
-    #[arg(long, env = "ABDOSEG_SHUTDOWN_DELAY_SECS", default_value_t = 0)]
+    /// Seconds to keep serving after health turns NOT_SERVING on SIGTERM, so that
+    /// polling probes and load balancers see it and stop routing here before the
+    /// listener closes (open health Watch streams end then).
+    #[arg(long, env = "ABDOSEG_SHUTDOWN_DELAY_SECS", default_value_t = 5)]
     pub shutdown_delay_secs: u64,
 }
 
@@ -43,6 +44,40 @@ impl ServerArgs {
 
     pub fn shutdown_delay(&self) -> Duration {
         Duration::from_secs(self.shutdown_delay_secs)
+    }
+}
+
+/// The bounds every service puts on requests (see `docs/configuration.md`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Memory, in MiB, that requests may reserve in all (volumes decoded, models
+    /// trained); a request that needs more than the whole is refused, one that needs
+    /// more than is free waits briefly or is refused with RESOURCE_EXHAUSTED. Default:
+    /// three quarters of the container's memory limit, or of the machine's memory.
+    #[arg(long, env = "ABDOSEG_MEMORY_BUDGET_MIB")]
+    pub memory_budget_mib: Option<u64>,
+
+    /// Most voxels a volume may have once decoded, in every service (512×512×2048).
+    #[arg(long, env = "ABDOSEG_MAX_VOLUME_VOXELS", default_value_t = 1 << 29)]
+    pub max_volume_voxels: u64,
+
+    /// Seconds an upload stream (UploadVolume, SegmentStream) may stay silent between
+    /// two messages before it is dropped.
+    #[arg(long, env = "ABDOSEG_STREAM_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub stream_idle_timeout_secs: u64,
+}
+
+impl LimitArgs {
+    /// The bounds, with the memory budget measured when not given.
+    pub fn request_limits(&self) -> crate::RequestLimits {
+        crate::RequestLimits {
+            budget: match self.memory_budget_mib {
+                Some(mib) => crate::MemoryBudget::new(mib.saturating_mul(1 << 20)),
+                None => crate::MemoryBudget::detect(),
+            },
+            max_voxels: self.max_volume_voxels.max(1),
+            idle_timeout: Duration::from_secs(self.stream_idle_timeout_secs.max(1)),
+        }
     }
 }
 
@@ -57,6 +92,11 @@ pub struct StoreArgs {
     /// S3 endpoint for MinIO or another S3-compatible server (path-style addressing).
     #[arg(long, env = "ABDOSEG_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
+
+    /// Local folder only: fsync every written object and its folder before the write
+    /// is acknowledged. `false` trades durability after a power cut for write speed.
+    #[arg(long, env = "ABDOSEG_STORE_FSYNC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub store_fsync: bool,
 }
 
 impl StoreArgs {
@@ -65,10 +105,12 @@ impl StoreArgs {
             Some(url) => url.parse()?,
             None => StoreLocation::default_local(),
         };
-        Ok(StoreConfig::new(location).with_s3(S3Options {
-            endpoint: self.s3_endpoint.clone(),
-            ..S3Options::default()
-        }))
+        Ok(StoreConfig::new(location)
+            .with_s3(S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                ..S3Options::default()
+            })
+            .with_fsync(self.store_fsync))
     }
 }
 

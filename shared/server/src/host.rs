@@ -4,6 +4,7 @@
 use std::{convert::Infallible, time::Duration};
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::{
     body::Body,
     server::NamedService,
@@ -12,7 +13,7 @@ use tonic::{
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{Lifecycle, propagation};
+use crate::{Lifecycle, health::ClosingHealth, propagation, rejections::RejectionLayer};
 
 /// One service, ready to be added to a host.
 pub struct ServiceRegistration {
@@ -97,8 +98,8 @@ pub struct HostOptions {
 /// Every service starts SERVING unless `not_ready` names it; a service that needs to
 /// warm up first (a default model) turns itself SERVING through the returned
 /// [`Health`]. On shutdown every service turns NOT_SERVING, the listener closes after
-/// `shutdown_delay`, in-flight calls drain for at most `shutdown_grace`, then
-/// background work gets the same grace.
+/// `shutdown_delay` (health Watch streams end with it), in-flight calls drain for at
+/// most `shutdown_grace`, then background work gets the same grace.
 pub async fn serve(
     listener: TcpListener,
     services: Vec<ServiceRegistration>,
@@ -107,7 +108,10 @@ pub async fn serve(
     options: HostOptions,
     on_health: impl FnOnce(Health),
 ) -> Result<(), tonic::transport::Error> {
-    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let reporter = HealthReporter::new();
+    // Cancelled when the listener closes: open health Watch streams end then.
+    let closing = CancellationToken::new();
+    let health_service = ClosingHealth::server(&reporter, closing.clone());
     let health = Health { reporter };
     let names: Vec<&'static str> = services.iter().map(ServiceRegistration::name).collect();
     for name in &names {
@@ -160,12 +164,14 @@ pub async fn serve(
                 health.set_not_serving(name).await;
             }
             tokio::time::sleep(delay).await;
+            closing.cancel();
             tracing::info!("listener closed; draining in-flight calls");
         }
     };
     let server = Server::builder()
         .trace_fn(propagation::server_span)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(RejectionLayer)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, stop_accepting);
     tracing::info!(address = ?local, services = ?names, "serving");

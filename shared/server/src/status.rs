@@ -4,10 +4,44 @@
 use abdoseg_storage::StorageError;
 use tonic::Status;
 
+/// The answer to a fault of ours: the detail goes to the log under a fresh error id,
+/// the caller gets the id and no internals.
+pub fn internal_status(service: &str, detail: &dyn std::fmt::Display) -> Status {
+    let error_id = format!("{:016x}", rand_id());
+    tracing::error!(%service, %error_id, detail = %detail, "internal error");
+    Status::internal(format!(
+        "internal error in the {service} service (error id {error_id}); the service log has the detail"
+    ))
+}
+
+/// A random-enough id to find one log line by: time and a process-wide counter, hashed.
+fn rand_id() -> u64 {
+    use std::{
+        hash::{BuildHasher, Hasher},
+        sync::atomic::{AtomicU64, Ordering},
+    };
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
 /// The status a caller should see for a storage failure.
 pub fn storage_status(error: &StorageError) -> Status {
     match error {
-        StorageError::InvalidKey { .. } => Status::invalid_argument(error.to_string()),
+        StorageError::InvalidKey { .. }
+        | StorageError::OutsideNamespace { .. }
+        | StorageError::Refused { .. } => Status::invalid_argument(error.to_string()),
+        StorageError::Conflict { .. } => Status::failed_precondition(error.to_string()),
+        StorageError::Symlink { .. } => {
+            tracing::error!(error = %error, "refused a path through a symbolic link in the store");
+            Status::failed_precondition("the object store refuses this key")
+        }
         StorageError::NotFound { .. } => Status::not_found(error.to_string()),
         StorageError::AlreadyExists { .. } => Status::already_exists(error.to_string()),
         StorageError::TooLarge { .. } => Status::resource_exhausted(error.to_string()),
@@ -42,6 +76,16 @@ mod tests {
             limit: 1,
         };
         assert_eq!(storage_status(&large).code(), Code::ResourceExhausted);
+        let outside = StorageError::OutsideNamespace {
+            value: "models/m/weights.mpk".into(),
+            allowed: "predictions/",
+        };
+        assert_eq!(storage_status(&outside).code(), Code::InvalidArgument);
+        let clash = StorageError::Conflict {
+            key: "a/b".into(),
+            reason: "not a directory".into(),
+        };
+        assert_eq!(storage_status(&clash).code(), Code::FailedPrecondition);
         let json = StorageError::Json {
             key: "secret/path".into(),
             source: serde_json_error(),
@@ -49,6 +93,16 @@ mod tests {
         let status = storage_status(&json);
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("secret/path"));
+    }
+
+    #[test]
+    fn internal_answers_carry_an_id_and_no_detail() {
+        let status = internal_status("inference", &"tensor shape [3, 5] at burn/src/x.rs:42");
+        assert_eq!(status.code(), Code::Internal);
+        assert!(status.message().contains("error id"));
+        assert!(!status.message().contains("burn/src"));
+        let other = internal_status("inference", &"x");
+        assert_ne!(status.message(), other.message());
     }
 
     fn serde_json_error() -> serde_json::Error {

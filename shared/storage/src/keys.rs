@@ -49,6 +49,50 @@ impl fmt::Display for Id {
     }
 }
 
+/// Longest segment of a key, in bytes (a file name on every common file system).
+const MAX_SEGMENT_BYTES: usize = 255;
+
+/// What a caller's key is for. Callers read inputs only where inputs are kept, and write
+/// only where outputs go; datasets, jobs, models and the registry are written only by the
+/// services that own them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerAccess {
+    /// A CT volume to read: an uploaded volume or a raw dataset's image.
+    ReadVolume,
+    /// A label map to read: raw labels, uploaded volumes, predictions, reports' predictions.
+    ReadLabels,
+    /// A raw dataset to prepare.
+    ReadRawDataset,
+    /// A label map a caller asks inference to write (create-only), named `.nii` or
+    /// `.nii.gz`; the metrics service writes its reports' predictions this way.
+    WritePrediction,
+    /// Overlay pictures a caller asks for (create-only).
+    WriteOverlays,
+}
+
+impl CallerAccess {
+    /// The top-level prefixes this access may name.
+    pub fn prefixes(self) -> &'static [&'static str] {
+        match self {
+            Self::ReadVolume => &["raw", "volumes"],
+            Self::ReadLabels => &["raw", "volumes", "predictions", "reports"],
+            Self::ReadRawDataset => &["raw"],
+            Self::WritePrediction => &["predictions", "reports"],
+            Self::WriteOverlays => &["predictions", "reports"],
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::ReadVolume => "raw/ or volumes/",
+            Self::ReadLabels => "raw/, volumes/, predictions/ or reports/",
+            Self::ReadRawDataset => "raw/",
+            Self::WritePrediction => "predictions/ or reports/, named .nii or .nii.gz",
+            Self::WriteOverlays => "predictions/ or reports/",
+        }
+    }
+}
+
 /// A key (or key prefix) in the store, relative to the store's root: `/`-separated
 /// segments, none empty, none `.` or `..`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,7 +120,35 @@ impl Key {
         if value.chars().any(char::is_control) {
             return Err(invalid("must not contain control characters"));
         }
+        // File systems take at most 255 bytes per name; S3 takes longer ones, but a key
+        // must mean the same on every store.
+        if value.split('/').any(|s| s.len() > MAX_SEGMENT_BYTES) {
+            return Err(invalid("must have no segment over 255 bytes"));
+        }
         Ok(Self(value.to_owned()))
+    }
+
+    /// Checks a key given by a caller for `access`: well formed, and under one of the
+    /// prefixes that access may touch. This is the one place where the store's
+    /// namespaces are enforced against requests.
+    pub fn parse_for(value: &str, access: CallerAccess) -> Result<Self, StorageError> {
+        let key = Self::parse(value)?;
+        let top = key.0.split('/').next().unwrap_or_default();
+        let named_right = match access {
+            CallerAccess::WritePrediction => [".nii", ".nii.gz"].iter().any(|s| key.0.ends_with(s)),
+            CallerAccess::ReadVolume
+            | CallerAccess::ReadLabels
+            | CallerAccess::ReadRawDataset
+            | CallerAccess::WriteOverlays => true,
+        };
+        if access.prefixes().contains(&top) && key.0.len() > top.len() && named_right {
+            Ok(key)
+        } else {
+            Err(StorageError::OutsideNamespace {
+                value: value.chars().take(160).collect(),
+                allowed: access.describe(),
+            })
+        }
     }
 
     fn join(&self, segment: impl fmt::Display) -> Self {
@@ -452,6 +524,50 @@ mod tests {
             report.overlay(&id("Case_00001-slice-042-liver")).as_str(),
             "reports/r1/overlays/Case_00001-slice-042-liver.png"
         );
+    }
+
+    #[test]
+    fn long_segments_are_refused_everywhere() {
+        assert!(Key::parse(&format!("predictions/{}", "x".repeat(255))).is_ok());
+        assert!(Key::parse(&format!("predictions/{}", "x".repeat(256))).is_err());
+    }
+
+    #[test]
+    fn callers_reach_only_their_namespaces() {
+        use CallerAccess::*;
+        let ok = |v: &str, a| Key::parse_for(v, a).is_ok();
+        assert!(ok("raw/set/images/Case_00001_0000.nii.gz", ReadVolume));
+        assert!(ok("volumes/v.nii.gz", ReadVolume));
+        assert!(!ok("models/m/weights.mpk", ReadVolume));
+        assert!(!ok("predictions/p.nii.gz", ReadVolume));
+        assert!(ok("predictions/p.nii.gz", ReadLabels));
+        assert!(ok("reports/r/predictions/c.nii.gz", ReadLabels));
+        assert!(!ok("jobs/j/job.json", ReadLabels));
+        assert!(ok("raw/set", ReadRawDataset));
+        assert!(!ok("datasets/d", ReadRawDataset));
+        assert!(ok("predictions/mine.nii.gz", WritePrediction));
+        assert!(ok("reports/r/predictions/Case_1.nii.gz", WritePrediction));
+        for bad in [
+            "models/latest.json",
+            "models/m/weights.mpk",
+            "jobs/j/job.json",
+            "datasets/d/manifest.json",
+            "raw/set/images/Case_00001_0000.nii.gz",
+            "reports/r/report.json",
+            "predictions/p.png",
+            "predictions",
+            "predictionsx/a.nii.gz",
+        ] {
+            assert!(
+                matches!(
+                    Key::parse_for(bad, WritePrediction),
+                    Err(StorageError::OutsideNamespace { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(ok("reports/r/overlays", WriteOverlays));
+        assert!(!ok("models/m", WriteOverlays));
     }
 
     #[test]

@@ -5,10 +5,11 @@
 
 mod error;
 pub mod keys;
+mod local;
 mod location;
 mod storage;
 
 pub use error::StorageError;
-pub use keys::{Id, Key};
+pub use keys::{CallerAccess, Id, Key};
 pub use location::{S3Options, StoreConfig, StoreLocation};
 pub use storage::{ObjectInfo, Storage};

@@ -113,6 +113,9 @@ impl std::fmt::Debug for S3Options {
 pub struct StoreConfig {
     pub location: StoreLocation,
     pub s3: S3Options,
+    /// Local folder only: `fsync` each written file and its folder before a write
+    /// returns, so that an acknowledged object survives a power cut (on by default).
+    pub fsync: bool,
 }
 
 impl StoreConfig {
@@ -120,7 +123,13 @@ impl StoreConfig {
         Self {
             location,
             s3: S3Options::default(),
+            fsync: true,
         }
+    }
+
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
     }
 
     pub fn with_s3(mut self, s3: S3Options) -> Self {
@@ -135,10 +144,15 @@ impl StoreConfig {
                     path: path.display().to_string(),
                     source,
                 })?;
+                let removed = crate::local::remove_staging_files(path);
+                if removed > 0 {
+                    tracing::warn!(removed, "removed staging files of interrupted writes");
+                }
                 let store = LocalFileSystem::new_with_prefix(path)
                     .map_err(|source| StorageError::from_backend("", source))?
                     // Deleting the last object of a folder removes the folder too.
-                    .with_automatic_cleanup(true);
+                    .with_automatic_cleanup(true)
+                    .with_fsync(self.fsync);
                 Ok(Arc::new(store))
             }
             StoreLocation::Memory => Ok(Arc::new(InMemory::new())),

@@ -1,6 +1,6 @@
 //! The [`Storage`] handle: the operations abdoseg needs, with keys and errors of its own.
 
-use std::{fmt, ops::Range, sync::Arc};
+use std::{fmt, ops::Range, path::PathBuf, sync::Arc};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -25,6 +25,8 @@ pub struct ObjectInfo {
 pub struct Storage {
     inner: Arc<dyn ObjectStore>,
     location: StoreLocation,
+    /// The folder of a local store, whose paths are checked for symbolic links.
+    local_root: Option<Arc<PathBuf>>,
 }
 
 impl fmt::Debug for Storage {
@@ -40,10 +42,23 @@ type Result<T> = std::result::Result<T, StorageError>;
 impl Storage {
     /// Opens (and for `file://`, creates) the store.
     pub fn open(config: &StoreConfig) -> Result<Self> {
+        let local_root = match &config.location {
+            StoreLocation::File(path) => Some(Arc::new(path.clone())),
+            StoreLocation::S3 { .. } | StoreLocation::Memory => None,
+        };
         Ok(Self {
             inner: config.build()?,
             location: config.location.clone(),
+            local_root,
         })
+    }
+
+    /// On a local store, refuses a key whose path passes through a symbolic link.
+    fn guard(&self, key: &Key) -> Result<()> {
+        match &self.local_root {
+            Some(root) => crate::local::refuse_symlinks(root, key),
+            None => Ok(()),
+        }
     }
 
     /// A fresh store that lives in this process only.
@@ -51,6 +66,7 @@ impl Storage {
         Self {
             inner: Arc::new(object_store::memory::InMemory::new()),
             location: StoreLocation::Memory,
+            local_root: None,
         }
     }
 
@@ -70,7 +86,27 @@ impl Storage {
         self.put_with_mode(key, data, PutMode::Create).await
     }
 
+    /// Writes an object only if none exists at the key, or one with exactly these bytes
+    /// (the same request again); [`StorageError::AlreadyExists`] otherwise. Callers'
+    /// outputs are written this way: never over what someone else stored.
+    pub async fn put_once(&self, key: &Key, data: Bytes) -> Result<ObjectInfo> {
+        match self.put_if_absent(key, data.clone()).await {
+            Err(StorageError::AlreadyExists { .. }) => {
+                let existing = self.head(key).await?;
+                if existing.size == data.len() as u64 && self.get(key).await? == data {
+                    Ok(existing)
+                } else {
+                    Err(StorageError::AlreadyExists {
+                        key: key.to_string(),
+                    })
+                }
+            }
+            other => other,
+        }
+    }
+
     async fn put_with_mode(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<ObjectInfo> {
+        self.guard(key)?;
         let size = data.len() as u64;
         let result = self
             .inner
@@ -95,6 +131,7 @@ impl Storage {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: Into<StorageError>,
     {
+        self.guard(key)?;
         let upload = self
             .inner
             .put_multipart(&key.to_path())
@@ -133,6 +170,7 @@ impl Storage {
 
     /// Reads a whole object.
     pub async fn get(&self, key: &Key) -> Result<Bytes> {
+        self.guard(key)?;
         let result = self
             .inner
             .get(&key.to_path())
@@ -160,6 +198,7 @@ impl Storage {
 
     /// Reads a byte range of an object.
     pub async fn get_range(&self, key: &Key, range: Range<u64>) -> Result<Bytes> {
+        self.guard(key)?;
         self.inner
             .get_range(&key.to_path(), range)
             .await
@@ -171,6 +210,7 @@ impl Storage {
         &self,
         key: &Key,
     ) -> Result<impl Stream<Item = Result<Bytes>> + Send + 'static> {
+        self.guard(key)?;
         let result = self
             .inner
             .get(&key.to_path())
@@ -184,6 +224,7 @@ impl Storage {
 
     /// Size and entity tag of an object.
     pub async fn head(&self, key: &Key) -> Result<ObjectInfo> {
+        self.guard(key)?;
         let meta = self
             .inner
             .head(&key.to_path())
@@ -213,6 +254,8 @@ impl Storage {
             })
             .try_collect()
             .await?;
+        // A linked folder's contents are not the store's: not listed.
+        objects.retain(|object| self.guard(&object.key).is_ok());
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
     }
@@ -253,6 +296,7 @@ impl Storage {
 
     /// Deletes an object; deleting a missing object is not an error.
     pub async fn delete(&self, key: &Key) -> Result<()> {
+        self.guard(key)?;
         match self.inner.delete(&key.to_path()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(StorageError::from_backend(key.as_str(), e)),

@@ -63,6 +63,8 @@ pub struct CaseEvaluation {
 pub enum EvaluationError {
     #[error("the prediction ({predicted}) and the ground truth ({truth}) are on different grids")]
     GridMismatch { predicted: String, truth: String },
+    #[error("the evaluation was stopped before it finished")]
+    Cancelled,
 }
 
 fn defined(value: f64) -> Option<f64> {
@@ -75,6 +77,32 @@ pub fn evaluate(
     predicted: &Volume<u8>,
     truth: &Volume<u8>,
     surfaces: bool,
+) -> Result<CaseEvaluation, EvaluationError> {
+    evaluate_unless(predicted, truth, surfaces, &|| false)
+}
+
+/// Bytes the surface metrics of two maps take, beyond the maps: per surface voxel of
+/// every class with a tolerance, its index, its point in mm, its place in the k-d tree,
+/// its distance and the sorted copy for the percentile.
+pub fn surface_bytes(predicted: &Volume<u8>, truth: &Volume<u8>) -> u64 {
+    const PER_SURFACE_VOXEL: u64 = 12 + 24 + 32 + 8 + 8;
+    let count: usize = (0..NUM_CLASSES)
+        .filter(|&class| NSD_TOLERANCE_MM[class].is_some())
+        .map(|class| {
+            surface::surface_count(predicted.data.view(), class as u8)
+                + surface::surface_count(truth.data.view(), class as u8)
+        })
+        .sum();
+    count as u64 * PER_SURFACE_VOXEL
+}
+
+/// As [`evaluate`], stopping with [`EvaluationError::Cancelled`] as soon as
+/// `cancelled` says so (a caller gone, a deadline passed).
+pub fn evaluate_unless(
+    predicted: &Volume<u8>,
+    truth: &Volume<u8>,
+    surfaces: bool,
+    cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<CaseEvaluation, EvaluationError> {
     if !predicted.geometry.same_grid(&truth.geometry) {
         return Err(EvaluationError::GridMismatch {
@@ -94,21 +122,22 @@ pub fn evaluate(
     let [si, sj, sk] = predicted.geometry.spacing().map(f64::from);
     let spacing = [sk, sj, si];
     let voxel_ml = predicted.geometry.voxel_volume_ml();
-    let classes = (0..NUM_CLASSES)
+    let classes: Option<Vec<ClassEvaluation>> = (0..NUM_CLASSES)
         .into_par_iter()
         .map(|class| {
             let counts = confusion.counts(class);
             let surface = match NSD_TOLERANCE_MM[class] {
-                Some(tolerance) if surfaces => SurfaceDistances::between(
+                Some(tolerance) if surfaces => SurfaceDistances::between_unless(
                     predicted.data.view(),
                     truth.data.view(),
                     class as u8,
                     spacing,
-                )
+                    cancelled,
+                )?
                 .map_or_else(SurfaceDistances::both_empty, |d| d.metrics(tolerance)),
                 _ => SurfaceDistances::both_empty(),
             };
-            ClassEvaluation {
+            Some(ClassEvaluation {
                 class: class as u8,
                 true_positives: counts.tp,
                 false_positives: counts.fp,
@@ -120,11 +149,11 @@ pub fn evaluate(
                 volume_difference_ml: counts.volume_difference_ml(voxel_ml),
                 hd95_mm: surface.hd95_mm,
                 nsd: surface.nsd,
-            }
+            })
         })
         .collect();
     Ok(CaseEvaluation {
-        classes,
+        classes: classes.ok_or(EvaluationError::Cancelled)?,
         confusion: confusion.counts,
     })
 }

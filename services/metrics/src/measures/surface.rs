@@ -41,15 +41,29 @@ impl SurfaceDistances {
         class: u8,
         spacing: [f64; 3],
     ) -> Option<Self> {
+        Self::between_unless(predicted, truth, class, spacing, &|| false).flatten()
+    }
+
+    /// As [`between`](Self::between), giving up (`None`) as soon as `cancelled` says so.
+    pub fn between_unless(
+        predicted: ArrayView3<'_, u8>,
+        truth: ArrayView3<'_, u8>,
+        class: u8,
+        spacing: [f64; 3],
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Option<Self>> {
         let predicted_surface = surface(predicted, class);
         let truth_surface = surface(truth, class);
         if predicted_surface.is_empty() && truth_surface.is_empty() {
+            return Some(None);
+        }
+        if cancelled() {
             return None;
         }
-        Some(Self {
-            predicted_to_truth: directed(&predicted_surface, &truth_surface, spacing),
-            truth_to_predicted: directed(&truth_surface, &predicted_surface, spacing),
-        })
+        Some(Some(Self {
+            predicted_to_truth: directed(&predicted_surface, &truth_surface, spacing, cancelled)?,
+            truth_to_predicted: directed(&truth_surface, &predicted_surface, spacing, cancelled)?,
+        }))
     }
 
     /// HD95 and NSD at `tolerance_mm`.
@@ -84,31 +98,7 @@ pub fn surface(labels: ArrayView3<'_, u8>, class: u8) -> Vec<Index> {
         .flat_map_iter(|(z, plane)| {
             let mut found = Vec::new();
             for ((y, x), &label) in plane.indexed_iter() {
-                if label != class {
-                    continue;
-                }
-                let outside = |dz: isize, dy: isize, dx: isize| {
-                    let (nz, ny, nx) = (
-                        z.checked_add_signed(dz),
-                        y.checked_add_signed(dy),
-                        x.checked_add_signed(dx),
-                    );
-                    match (nz, ny, nx) {
-                        (Some(nz), Some(ny), Some(nx))
-                            if nz < depth && ny < height && nx < width =>
-                        {
-                            labels[(nz, ny, nx)] != class
-                        }
-                        _ => true,
-                    }
-                };
-                if outside(-1, 0, 0)
-                    || outside(1, 0, 0)
-                    || outside(0, -1, 0)
-                    || outside(0, 1, 0)
-                    || outside(0, 0, -1)
-                    || outside(0, 0, 1)
-                {
+                if label == class && on_surface(labels, (depth, height, width), [z, y, x], class) {
                     found.push([z as u32, y as u32, x as u32]);
                 }
             }
@@ -134,19 +124,82 @@ fn distance(a: &Index, b: &Index, spacing: [f64; 3]) -> f64 {
 }
 
 /// For every voxel of `from`, the distance to the nearest voxel of `to`; infinite when
-/// `to` is empty.
-fn directed(from: &[Index], to: &[Index], spacing: [f64; 3]) -> Vec<f64> {
+/// `to` is empty. `None` once `cancelled` says so (asked every 4,096 voxels).
+fn directed(
+    from: &[Index],
+    to: &[Index],
+    spacing: [f64; 3],
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Option<Vec<f64>> {
     if to.is_empty() {
-        return vec![f64::INFINITY; from.len()];
+        return Some(vec![f64::INFINITY; from.len()]);
     }
     let points: Vec<[f64; 3]> = to.iter().map(|i| millimetres(i, spacing)).collect();
     let tree: ImmutableKdTree<f64, 3> = ImmutableKdTree::new_from_slice(&points);
-    from.par_iter()
-        .map(|voxel| {
-            let nearest = tree.nearest_one::<SquaredEuclidean>(&millimetres(voxel, spacing));
-            distance(voxel, &to[nearest.item as usize], spacing)
+    let chunks: Option<Vec<Vec<f64>>> = from
+        .par_chunks(4096)
+        .map(|chunk| {
+            if cancelled() {
+                return None;
+            }
+            Some(
+                chunk
+                    .iter()
+                    .map(|voxel| {
+                        let nearest =
+                            tree.nearest_one::<SquaredEuclidean>(&millimetres(voxel, spacing));
+                        distance(voxel, &to[nearest.item as usize], spacing)
+                    })
+                    .collect(),
+            )
         })
-        .collect()
+        .collect();
+    Some(chunks?.concat())
+}
+
+/// How many surface voxels `class` has: what [`surface`] would return, counted
+/// without being held, to size the memory surface metrics need.
+pub fn surface_count(labels: ArrayView3<'_, u8>, class: u8) -> usize {
+    let (depth, height, width) = labels.dim();
+    labels
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .map(|(z, plane)| {
+            plane
+                .indexed_iter()
+                .filter(|&((y, x), &label)| {
+                    label == class && on_surface(labels, (depth, height, width), [z, y, x], class)
+                })
+                .count()
+        })
+        .sum()
+}
+
+/// Whether the voxel at `at` (of `class`) has a face neighbour of another class or
+/// outside the volume.
+fn on_surface(
+    labels: ArrayView3<'_, u8>,
+    (depth, height, width): (usize, usize, usize),
+    [z, y, x]: [usize; 3],
+    class: u8,
+) -> bool {
+    let outside = |dz: isize, dy: isize, dx: isize| match (
+        z.checked_add_signed(dz),
+        y.checked_add_signed(dy),
+        x.checked_add_signed(dx),
+    ) {
+        (Some(nz), Some(ny), Some(nx)) if nz < depth && ny < height && nx < width => {
+            labels[(nz, ny, nx)] != class
+        }
+        _ => true,
+    };
+    outside(-1, 0, 0)
+        || outside(1, 0, 0)
+        || outside(0, -1, 0)
+        || outside(0, 1, 0)
+        || outside(0, 0, -1)
+        || outside(0, 0, 1)
 }
 
 /// The `q`th percentile with linear interpolation between order statistics (NumPy's
@@ -166,6 +219,24 @@ pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
         return Some(a);
     }
     Some(a + (b - a) * fraction)
+}
+
+#[cfg(test)]
+mod cancellation_tests {
+    use ndarray::Array3;
+
+    use super::*;
+
+    #[test]
+    fn cancelled_work_gives_up() {
+        let mut a = Array3::<u8>::zeros((4, 4, 4));
+        a[(1, 1, 1)] = 1;
+        let b = a.clone();
+        let done = SurfaceDistances::between_unless(a.view(), b.view(), 1, [1.0; 3], &|| false);
+        assert!(matches!(done, Some(Some(_))));
+        let given_up = SurfaceDistances::between_unless(a.view(), b.view(), 1, [1.0; 3], &|| true);
+        assert!(given_up.is_none());
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +267,7 @@ mod tests {
         let labels = cuboid((7, 7, 7), [1, 1, 1], [6, 6, 6], 2);
         // 5³ voxels minus the 3³ interior.
         assert_eq!(surface(labels.view(), 2).len(), 125 - 27);
+        assert_eq!(surface_count(labels.view(), 2), 125 - 27);
         // A mask touching the volume's edge has its edge voxels on the surface.
         let full = Array3::from_elem((3, 3, 3), 1u8);
         assert_eq!(surface(full.view(), 1).len(), 26);

@@ -81,6 +81,12 @@ pub(crate) fn check(raw: &[u8], limits: &ReadLimits) -> Result<CheckedHeader, Im
             expected: expected_bitpix,
         });
     }
+    if voxels > limits.max_voxels {
+        return Err(ImagingError::TooManyVoxels {
+            voxels,
+            limit: limits.max_voxels,
+        });
+    }
     let data_bytes = voxels * dtype.size() as u64;
     if data_bytes > limits.max_bytes {
         return Err(ImagingError::TooLarge {

@@ -12,6 +12,7 @@ mod write;
 
 pub use dtype::Dtype;
 pub use read::{
-    ReadLimits, read_ct, read_geometry, read_labels, read_labels_on, read_labels_remapped,
+    DEFAULT_MAX_VOXELS, ReadLimits, VolumeInfo, read_ct, read_geometry, read_info, read_labels,
+    read_labels_on, read_labels_remapped,
 };
 pub use write::{write_ct_u8, write_f32, write_i16, write_labels};

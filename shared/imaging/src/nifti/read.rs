@@ -16,13 +16,20 @@ pub struct ReadLimits {
     pub max_bytes: u64,
     /// Header extensions in bytes (default 16 MiB).
     pub max_extension_bytes: u64,
+    /// Voxels once decoded (default 2^29: 512×512×2048), whatever their stored type:
+    /// a uint8 file decodes to four times its size in float32.
+    pub max_voxels: u64,
 }
+
+/// The default voxel limit: 512×512×2048.
+pub const DEFAULT_MAX_VOXELS: u64 = 1 << 29;
 
 impl Default for ReadLimits {
     fn default() -> Self {
         Self {
             max_bytes: 2 << 30,
             max_extension_bytes: 16 << 20,
+            max_voxels: DEFAULT_MAX_VOXELS,
         }
     }
 }
@@ -124,6 +131,32 @@ impl Raw {
             .map(|bytes| convert(h.dtype.decode(bytes, h.big_endian) * slope + inter))
             .collect()
     }
+}
+
+/// What a header declares, validated: enough to estimate the memory a read will take
+/// before taking it.
+#[derive(Debug, Clone)]
+pub struct VolumeInfo {
+    pub geometry: Geometry,
+    /// Voxel data as stored, decompressed, in bytes.
+    pub data_bytes: u64,
+}
+
+impl VolumeInfo {
+    /// Voxels of the volume.
+    pub fn voxels(&self) -> u64 {
+        self.geometry.shape().iter().map(|&n| n as u64).product()
+    }
+}
+
+/// Reads only the header (decompressing its first bytes): what reading the data would
+/// allocate, checked against the limits.
+pub fn read_info(bytes: &[u8], limits: &ReadLimits) -> Result<VolumeInfo, ImagingError> {
+    let header = read_raw(bytes, limits, false)?.header;
+    Ok(VolumeInfo {
+        geometry: header.geometry,
+        data_bytes: header.data_bytes,
+    })
 }
 
 /// Reads only the header: the geometry of a volume, validated.

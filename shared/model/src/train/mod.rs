@@ -76,6 +76,41 @@ impl TrainingConfig {
             .with_base_filters(self.base_filters)
             .with_normalization(self.normalization)
     }
+
+    /// Most slices one epoch may draw: the sampler holds one index per draw.
+    pub const MAX_SLICES_PER_EPOCH: usize = 1_000_000;
+
+    /// An upper estimate of the memory one training step takes on `height`×`width`
+    /// slices, in bytes: every level's activations kept for the backward pass (about 16
+    /// tensors of the level's size: two convs with their normalization and ReLU in the
+    /// encoder and decoder, the skip, the up-convolution, the concatenation) and their
+    /// gradients, per slice of the batch; the weights, gradients and Adam's two moments;
+    /// the epoch's draws.
+    pub fn peak_bytes(&self, height: usize, width: usize) -> u64 {
+        const KEPT_PER_LEVEL: u64 = 16;
+        let model = self.model();
+        let level_floats: u64 = (0..self.depth.min(16))
+            .map(|level| {
+                let channels = (self.base_filters << level).min(model.max_filters.max(1)) as u64;
+                let pixels = ((height >> level) * (width >> level)) as u64;
+                channels * pixels
+            })
+            .sum();
+        let activations = (self.batch_size as u64)
+            .saturating_mul(level_floats)
+            .saturating_mul(KEPT_PER_LEVEL * 2 * 4);
+        // Parameters: at most 9·c² per conv, a handful of convs per level.
+        let parameters: u64 = (0..self.depth.min(16))
+            .map(|level| {
+                let c = (self.base_filters << level).min(model.max_filters.max(1)) as u64;
+                8 * 9 * c * c
+            })
+            .sum();
+        let draws = self.slices_per_epoch.unwrap_or(0) as u64 * 8;
+        activations
+            .saturating_add(parameters.saturating_mul(4 * 4))
+            .saturating_add(draws)
+    }
 }
 
 /// What one epoch measured.
@@ -436,4 +471,42 @@ pub fn should_stop(config: &TrainingConfig, history: &[EpochReport]) -> bool {
         || config
             .early_stopping_patience
             .is_some_and(|p| p > 0 && stale >= p)
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    fn config(base_filters: usize, batch_size: usize) -> TrainingConfig {
+        TrainingConfig {
+            architecture: crate::Architecture::Unet1,
+            normalization: crate::Normalization::Instance,
+            depth: 5,
+            base_filters,
+            batch_size,
+            epochs: 1,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            loss: LossKind::CeDice,
+            class_weights: None,
+            foreground_share: 0.0,
+            augmentation: Augmentation::none(),
+            seed: 0,
+            early_stopping_patience: None,
+            slices_per_epoch: None,
+        }
+    }
+
+    #[test]
+    fn the_estimate_grows_with_batch_filters_and_size_and_tells_sane_from_absurd() {
+        let quickstart = config(16, 30).peak_bytes(96, 96);
+        assert!(quickstart < 2 << 30, "{quickstart}");
+        assert!(config(16, 60).peak_bytes(96, 96) > quickstart);
+        assert!(config(32, 30).peak_bytes(96, 96) > quickstart);
+        assert!(config(16, 30).peak_bytes(192, 192) > 3 * quickstart);
+        // The study's setting at 256² fits a few GiB; base 256 × batch 1024 at 512² is
+        // terabytes.
+        assert!(config(16, 30).peak_bytes(256, 256) < 8 << 30);
+        assert!(config(256, 1024).peak_bytes(512, 512) > 1 << 40);
+    }
 }

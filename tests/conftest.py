@@ -1,5 +1,6 @@
-"""Fixtures for the outside-client contract tests: Python stubs generated from proto/ at
-test time, and a real `abdoseg serve all` process on a free loopback port."""
+"""Fixtures for the outside-client tests (tests/python: contracts; tests/hostile: a
+hostile client): Python stubs generated from proto/ at test time, and a real
+`abdoseg serve all` process on a free loopback port."""
 
 import importlib
 import os
@@ -9,7 +10,9 @@ import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from servers import serve, stop
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 PROTO = REPO / "proto"
 
 
@@ -65,51 +68,17 @@ def stubs(tmp_path_factory):
     return out
 
 
-def _serve(store, abdoseg):
-    process = subprocess.Popen(
-        [
-            str(abdoseg),
-            "serve",
-            "all",
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            f"file://{store}",
-            "--shutdown-grace-secs",
-            "5",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()
-    assert line.startswith("abdoseg listening on "), line
-    address = line.rsplit(" ", 1)[1].strip()
-    line = process.stdout.readline()
-    assert line.startswith("abdoseg metrics on "), line
-    metrics_url = line.rsplit(" ", 1)[1].strip()
-    return {"address": address, "process": process, "store": store, "metrics_url": metrics_url}
-
-
-def _stop(server):
-    process = server["process"]
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, abdoseg):
     """`abdoseg serve all` on 127.0.0.1:0 over a fresh file store; yields its address."""
-    running = _serve(tmp_path_factory.mktemp("store"), abdoseg)
+    running = serve(tmp_path_factory.mktemp("store"), abdoseg)
     yield running
-    _stop(running)
+    stop(running)
 
 
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory, abdoseg):
     """A server of the module's own (the session's is stopped by the SIGTERM check)."""
-    running = _serve(tmp_path_factory.mktemp("own-store"), abdoseg)
+    running = serve(tmp_path_factory.mktemp("own-store"), abdoseg)
     yield running
-    _stop(running)
+    stop(running)
