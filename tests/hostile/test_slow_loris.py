@@ -8,7 +8,7 @@ import time
 
 import grpc
 
-from kit import IDLE_SECS, assert_alive
+from kit import IDLE_SECS, assert_alive, nifti_gz, upload_requests
 
 
 def _start_only(api, model_id, release):
@@ -57,3 +57,36 @@ def test_nine_start_only_streams_do_not_block_an_honest_call(hostile, api, model
         code, at = outcome
         assert code == grpc.StatusCode.INVALID_ARGUMENT
         assert at - started < IDLE_SECS + 15
+
+
+def test_nine_start_only_uploads_do_not_block_an_honest_upload(hostile, api):
+    pre = api.m["pre"]
+    release = threading.Event()
+    codes = []
+
+    def requests():
+        yield pre.UploadVolumeRequest(
+            start=pre.UploadVolumeStart(
+                destination=pre.UploadDestination(volume_id="never"), total_size_bytes=1 << 20
+            )
+        )
+        release.wait(120)
+
+    def hold():
+        try:
+            api.pre.UploadVolume(requests(), timeout=120)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+
+    holders = [threading.Thread(target=hold) for _ in range(9)]
+    for holder in holders:
+        holder.start()
+    time.sleep(1.0)
+    honest = nifti_gz((16, 16, 8))
+    reply = api.pre.UploadVolume(upload_requests(api.m, honest, volume_id="honest"), timeout=60)
+    assert reply.volume.key == "volumes/honest.nii.gz"
+    for holder in holders:
+        holder.join(timeout=IDLE_SECS + 30)
+    release.set()
+    assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * 9

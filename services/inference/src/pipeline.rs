@@ -52,8 +52,10 @@ fn upsampled_argmax(
 /// The most memory a segmentation of `info`'s volume takes at once, in bytes: the file
 /// as read (`file_bytes`), the decoded data as stored and as float32, its canonical
 /// copy, one axial slice's working copies per thread, the model's slices, one batch's
-/// input, activations (up to 256 floats a pixel) and logits, and the label map
-/// (canonical, in file order, encoded).
+/// input, activations (up to 256 floats a pixel) and logits, the label map (slices,
+/// stacked, in file order, encoded) and the largest-component pass. An upper bound:
+/// 512×512×200 int16 measured up to 846 MiB above the idle process, estimated 1,256 MiB
+/// (`tests/hostile/calibrate.py`).
 pub fn peak_bytes(
     info: &VolumeInfo,
     file_bytes: u64,
@@ -67,7 +69,11 @@ pub fn peak_bytes(
     let model_pixels = (model_slice.0 * model_slice.1) as u64;
     let model_slices = slices * model_pixels * 4;
     let batch = batch_size as u64 * model_pixels * 4 * (1 + NUM_CLASSES as u64 + 256);
-    file_bytes + info.data_bytes + voxels * (4 + 4 + 1 + 1 + 1) + slice_work + model_slices + batch
+    // float32 and canonical copies (4 + 4); label slices, stacked, in file order,
+    // encoded (4 × 1); largest components: visited flags, foreground indices, the queue
+    // (1 + 4 + 4) at worst.
+    const PER_VOXEL: u64 = 4 + 4 + 4 + 9;
+    file_bytes + info.data_bytes + voxels * PER_VOXEL + slice_work + model_slices + batch
 }
 
 /// Segments `ct`. `cancelled` is asked between batches (deadline passed, caller gone).

@@ -205,6 +205,7 @@ impl InferenceService {
             .grow_to_within(peak, patience)
             .await
             .map_err(Error::Budget)?;
+        tracing::debug!(estimate_mib = peak >> 20, "segmentation memory reserved");
 
         // Stops the blocking work when this call is dropped (the caller went away).
         let token = CancellationToken::new();

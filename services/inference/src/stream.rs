@@ -58,7 +58,8 @@ impl InferenceService {
                             "the upload exceeds this service's limit of {limit} bytes"
                         )));
                     }
-                    reservation.grow_to(total).map_err(Error::Budget)?;
+                    // Twice the bytes: the buffer doubles as it grows.
+                    reservation.grow_to(2 * total).map_err(Error::Budget)?;
                     body.extend_from_slice(&chunk);
                 }
                 Some(segment_stream_request::Message::Start(_)) | None => {

@@ -90,7 +90,8 @@ impl PreprocessingService {
                             "the upload is larger than its declared {expected} bytes"
                         )));
                     }
-                    reservation.grow_to((data.len() + chunk.len()) as u64)?;
+                    // Twice the bytes: the buffer doubles as it grows.
+                    reservation.grow_to(2 * (data.len() + chunk.len()) as u64)?;
                     data.extend_from_slice(&chunk);
                 }
                 Some(Message::Start(_)) | None => {
