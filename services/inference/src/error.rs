@@ -31,6 +31,9 @@ pub enum Error {
     Cancelled,
     #[error("the deadline passed before the segmentation finished")]
     DeadlineExceeded,
+    /// The service is shutting down and takes no more work.
+    #[error("the inference service is stopping; retry on another replica or later")]
+    Stopping,
     /// A fault of ours.
     #[error("{0}")]
     Internal(String),
@@ -47,6 +50,7 @@ impl From<Error> for Status {
             Error::ResourceExhausted(message) => Status::resource_exhausted(message),
             Error::Cancelled => Status::cancelled(error.to_string()),
             Error::DeadlineExceeded => Status::deadline_exceeded(error.to_string()),
+            Error::Stopping => Status::unavailable(error.to_string()),
             Error::Internal(detail) => internal_status("inference", &detail),
         }
     }

@@ -63,7 +63,7 @@ pub fn peak_bytes(
     batch_size: usize,
 ) -> u64 {
     let voxels = info.voxels();
-    let [columns, rows, slices] = info.geometry.shape().map(|n| n as u64);
+    let (slices, rows, columns) = info.axial_shape();
     let threads = rayon::current_num_threads().max(1) as u64;
     let slice_work = rows * columns * 16 * threads.min(slices);
     let model_pixels = (model_slice.0 * model_slice.1) as u64;

@@ -183,11 +183,7 @@ impl InferenceService {
             .check(peak_bytes(&info, bytes.len() as u64, (1, 1), 1))
             .map_err(Error::Budget)?;
         let queued = Instant::now();
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| Error::Internal("the service is stopping".into()))?;
+        let _slot = self.slots.acquire().await.map_err(|_| Error::Stopping)?;
         let queued = queued.elapsed();
         let model = self.cache.get(&self.storage, model_id).await?;
         let preprocessing = &model.record.preprocessing;

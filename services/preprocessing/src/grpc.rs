@@ -101,8 +101,13 @@ impl Contract for PreprocessingService {
         let storage = self.storage.clone();
         let (workers, token) = (self.workers, self.lifecycle.token());
         let limits = (self.limits, self.requests.budget.clone());
+        // A bounded number of preparations run (each `workers` cases at once) or wait.
+        let ticket = self.preparations.admit().map_err(Error::from)?;
         // The job runs to the end even if the caller goes away; its work is kept.
         self.lifecycle.spawn(async move {
+            let Some(_running) = ticket.start().await else {
+                return;
+            };
             let result = job::run(storage, job, workers, limits, sender.clone(), token).await;
             if let Err(error) = result {
                 let _ = sender.send(Err(error)).await;
@@ -181,6 +186,22 @@ impl Contract for PreprocessingService {
             .await
             .map_err(Error::from)?;
         let info = read_info(&bytes, &self.limits).map_err(Error::from)?;
+        // What is written to the store is bounded like what is read from it.
+        let (slices, _, _) = info.axial_shape();
+        let pixel = if config.scheme == Scheme::Zscore {
+            4
+        } else {
+            1
+        };
+        let shard_bytes = slices * (config.slice_height * config.slice_width) as u64 * (pixel + 1);
+        if shard_bytes > self.limits.max_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "{slices} slices of {}×{} would take {shard_bytes} bytes, over the limit of {}; \
+                 ask for smaller slices",
+                config.slice_height, config.slice_width, self.limits.max_bytes
+            ))
+            .into());
+        }
         let peak = volume_shard_peak_bytes(&info, bytes.len() as u64, &config);
         self.requests.budget.check(peak).map_err(Error::from)?;
         let _running = ticket.start().await.ok_or(Error::ShuttingDown)?;

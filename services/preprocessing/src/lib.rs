@@ -28,7 +28,14 @@ pub struct PreprocessingService {
     requests: RequestLimits,
     /// UploadVolume and PreprocessVolume: the calls that decode one volume each.
     volumes: Gate,
+    /// PrepareDataset jobs.
+    preparations: Gate,
 }
+
+/// Dataset preparations that run at once (each preparing `workers` cases), and that may
+/// wait.
+const PREPARATIONS_RUNNING: usize = 2;
+const PREPARATIONS_WAITING: usize = 8;
 
 /// Single-volume calls (uploads, PreprocessVolume) that run at once, and that may wait.
 const VOLUME_CALLS_RUNNING: usize = 2;
@@ -44,6 +51,11 @@ impl PreprocessingService {
             limits: ReadLimits::default(),
             requests: RequestLimits::default(),
             volumes: Gate::new("volume calls", VOLUME_CALLS_RUNNING, VOLUME_CALLS_WAITING),
+            preparations: Gate::new(
+                "dataset preparations",
+                PREPARATIONS_RUNNING,
+                PREPARATIONS_WAITING,
+            ),
         }
     }
 

@@ -157,7 +157,7 @@ pub fn volume_shard_peak_bytes(
     file_bytes: u64,
     config: &PreprocessConfig,
 ) -> u64 {
-    let [columns, rows, slices] = info.geometry.shape().map(|n| n as u64);
+    let (slices, rows, columns) = info.axial_shape();
     let threads = rayon::current_num_threads().max(1) as u64;
     let slice_work = rows * columns * 16 * threads.min(slices);
     let model_pixels = (config.slice_height * config.slice_width) as u64;

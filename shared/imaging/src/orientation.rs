@@ -127,6 +127,16 @@ impl Reorientation {
         }
         out
     }
+
+    /// The file's shape `[i, j, k]` as canonical `[x, y, z]`: `z` counts the axial
+    /// slices, each `y` rows by `x` columns.
+    pub fn canonical_shape(&self, shape: [usize; 3]) -> [usize; 3] {
+        let mut out = [0; 3];
+        for f in 0..3 {
+            out[self.world_axis[f]] = shape[f];
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -195,5 +205,9 @@ mod tests {
         let r = Reorientation::from_affine(&affine(PSL));
         // File i follows y, j follows z, k follows x.
         assert_eq!(r.canonical_spacing([0.7, 2.5, 0.8]), [0.8, 0.7, 2.5]);
+        assert_eq!(r.canonical_shape([512, 40, 300]), [300, 512, 40]);
+        // The same as the canonical array the voxels are put on, (z, y, x).
+        let data = ndarray::Array3::<u8>::zeros((300, 40, 512));
+        assert_eq!(r.to_canonical(data.view()).dim(), (40, 512, 300));
     }
 }

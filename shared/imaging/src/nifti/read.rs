@@ -147,6 +147,14 @@ impl VolumeInfo {
     pub fn voxels(&self) -> u64 {
         self.geometry.shape().iter().map(|&n| n as u64).product()
     }
+
+    /// The volume on the canonical grid: `(axial slices, rows, columns)`, whatever the
+    /// file's voxel order.
+    pub fn axial_shape(&self) -> (u64, u64, u64) {
+        let [x, y, z] = crate::orientation::Reorientation::from_affine(&self.geometry.affine())
+            .canonical_shape(self.geometry.shape());
+        (z as u64, y as u64, x as u64)
+    }
 }
 
 /// Reads only the header (decompressing its first bytes): what reading the data would
