@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(r.canonical_spacing([0.7, 2.5, 0.8]), [0.8, 0.7, 2.5]);
         assert_eq!(r.canonical_shape([512, 40, 300]), [300, 512, 40]);
         // The same as the canonical array the voxels are put on, (z, y, x).
-        let data = ndarray::Array3::<u8>::zeros((300, 40, 512));
+        let data = Array3::<u8>::zeros((300, 40, 512));
         assert_eq!(r.to_canonical(data.view()).dim(), (40, 512, 300));
     }
 }
