@@ -1,6 +1,8 @@
-"""Measures what a segmentation and an upload of a 512×512×200 int16 CT really take
-(the server's VmHWM above its idle peak) next to the inference service's own estimate
-(its debug log), so that the estimates in docs/configuration.md stay upper bounds.
+"""Measures what a segmentation and an upload of a 512×512×200 int16 CT, and a training
+job (96², base 16, batch 30, depth 5), really take (the server's VmHWM above its idle
+peak) next to the services' own estimates (the inference service's debug log; the
+training estimate by its formula, TrainingConfig::peak_bytes), so that the estimates in
+docs/configuration.md stay upper bounds.
 
     ABDOSEG_BIN=target/debug/abdoseg python3 tests/hostile/calibrate.py
 """
@@ -20,7 +22,35 @@ import numpy as np  # noqa: E402
 from grpc_tools import protoc  # noqa: E402
 
 from kit import Api, modules, nifti_gz, peak_rss_mib, upload_requests  # noqa: E402
-from servers import serve, stop, train_tiny_model  # noqa: E402
+from servers import run_cli, serve, stop, train_tiny_model  # noqa: E402
+
+
+def training_estimate_mib(size, base, batch, depth=5, max_filters=512):
+    """TrainingConfig::peak_bytes without the parameters and draws (small here)."""
+    floats = sum(
+        min(base << level, max_filters) * (size >> level) ** 2 for level in range(depth)
+    )
+    return batch * floats * 16 * 2 * 4 / 2**20
+
+
+def training(abdoseg, size=96, base=16, batch=30):
+    server = serve(pathlib.Path(tempfile.mkdtemp()), abdoseg)
+    try:
+        url, store = f"http://{server['address']}", f"file://{server['store']}"
+        run_cli(abdoseg, "phantom", "--cases", 4, "--seed", 1, "--store", store,
+                "--dataset", "t")
+        prepared = run_cli(abdoseg, "dataset", "--url", url, "prepare", "--source", "raw/t",
+                           "--size", size)
+        dataset = re.search(r"dataset (ds-[0-9a-f]+)", prepared).group(1)
+        idle = peak_rss_mib(server)
+        run_cli(abdoseg, "train", "--url", url, "--dataset", dataset, "--depth", 5,
+                "--base-filters", base, "--batch-size", batch, "--epochs", 1,
+                "--slices-per-epoch", batch * 2, "--device", "cpu")
+        print(f"training {size}² base {base} batch {batch}: peak "
+              f"{peak_rss_mib(server) - idle:.0f} MiB above idle; estimated "
+              f"{training_estimate_mib(size, base, batch):.0f} MiB (+ the decoded dataset)")
+    finally:
+        stop(server)
 
 
 def main():
@@ -58,6 +88,7 @@ def main():
               f"estimated {estimate[-1] if estimate else '?'} MiB")
     finally:
         stop(server)
+    training(abdoseg)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ fn upsampled_argmax(
 /// copy, one axial slice's working copies per thread, the model's slices, one batch's
 /// input, activations (up to 256 floats a pixel) and logits, the label map (slices,
 /// stacked, in file order, encoded) and the largest-component pass. An upper bound:
-/// 512×512×200 int16 measured up to 846 MiB above the idle process, estimated 1,256 MiB
+/// 512×512×200 int16 measured up to 862 MiB above the idle process, estimated 1,256 MiB
 /// (`tests/hostile/calibrate.py`).
 pub fn peak_bytes(
     info: &VolumeInfo,
