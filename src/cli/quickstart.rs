@@ -219,7 +219,8 @@ async fn run_steps(
 }
 
 pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
-    let store = args.store.store_config()?;
+    // This process owns the store: it may clear what interrupted writes left.
+    let store = args.store.store_config()?.as_owner();
     let storage = Storage::open(&store).context("cannot open the object store")?;
     println!("abdoseg quickstart over {}", store.location.to_url());
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -100,7 +100,8 @@ impl InferenceArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _telemetry = telemetry::init(args.role.service_name(), args.log.log_format == "json")?;
-    let store = args.store.store_config()?;
+    // This process owns the store: it may clear what interrupted writes left.
+    let store = args.store.store_config()?.as_owner();
     let storage = Storage::open(&store).context("cannot open the object store")?;
     tracing::info!(store = %store.location.to_url(), "object store opened");
 

@@ -116,6 +116,10 @@ pub struct StoreConfig {
     /// Local folder only: `fsync` each written file and its folder before a write
     /// returns, so that an acknowledged object survives a power cut (on by default).
     pub fsync: bool,
+    /// Local folder only: remove the staging files of interrupted writes (`{key}#{n}`)
+    /// on opening. Only the process that owns the folder (the server) does, so that a
+    /// command-line tool opening the same folder never removes a write in flight.
+    pub remove_staging: bool,
 }
 
 impl StoreConfig {
@@ -124,7 +128,14 @@ impl StoreConfig {
             location,
             s3: S3Options::default(),
             fsync: true,
+            remove_staging: false,
         }
+    }
+
+    /// Opens the store as its owner: staging files of interrupted writes are removed.
+    pub fn as_owner(mut self) -> Self {
+        self.remove_staging = true;
+        self
     }
 
     pub fn with_fsync(mut self, fsync: bool) -> Self {
@@ -144,9 +155,11 @@ impl StoreConfig {
                     path: path.display().to_string(),
                     source,
                 })?;
-                let removed = crate::local::remove_staging_files(path);
-                if removed > 0 {
-                    tracing::warn!(removed, "removed staging files of interrupted writes");
+                if self.remove_staging {
+                    let removed = crate::local::remove_staging_files(path);
+                    if removed > 0 {
+                        tracing::warn!(removed, "removed staging files of interrupted writes");
+                    }
                 }
                 let store = LocalFileSystem::new_with_prefix(path)
                     .map_err(|source| StorageError::from_backend("", source))?

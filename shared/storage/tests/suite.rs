@@ -258,3 +258,18 @@ fn s3_config(server: &S3Server, prefix: &str) -> StoreConfig {
         },
     )
 }
+
+#[test]
+fn only_the_owner_clears_the_staging_files_of_interrupted_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = dir.path().join("jobs/j1/job.json#3");
+    std::fs::create_dir_all(staging.parent().unwrap()).unwrap();
+    std::fs::write(&staging, b"{half").unwrap();
+    let url = format!("file://{}", dir.path().display());
+    // A command-line tool opening the folder leaves a write in flight alone...
+    Storage::open(&StoreConfig::new(url.parse().unwrap())).unwrap();
+    assert!(staging.exists());
+    // ...the server that owns it clears what a killed write left.
+    Storage::open(&StoreConfig::new(url.parse().unwrap()).as_owner()).unwrap();
+    assert!(!staging.exists());
+}
