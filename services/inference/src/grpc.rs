@@ -109,7 +109,7 @@ impl Contract for InferenceService {
         &self,
         _request: Request<GetModelStatusRequest>,
     ) -> Result<Response<GetModelStatusResponse>, Status> {
-        let pending = self.pending.load(Ordering::SeqCst) as u32;
+        let pending = self.queue.pending() as u32;
         Ok(Response::new(GetModelStatusResponse {
             models: self.cache.models().iter().map(|m| self.loaded(m)).collect(),
             device: self.device_proto() as i32,

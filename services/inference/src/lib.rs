@@ -17,14 +17,13 @@ mod stream;
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{AtomicBool, Ordering},
 };
 
 use abdoseg_model::device::{Device, DeviceError, DeviceRequest};
 use abdoseg_protos::inference::v1::inference_service_server::InferenceServiceServer;
-use abdoseg_server::{RequestLimits, ServiceRegistration};
+use abdoseg_server::{Gate, RequestLimits, ServiceRegistration};
 use abdoseg_storage::Storage;
-use tokio::sync::Semaphore;
 
 pub use error::Error;
 
@@ -74,8 +73,8 @@ pub struct InferenceService {
     cache: Arc<ModelCache>,
     limits: InferenceLimits,
     requests: RequestLimits,
-    slots: Arc<Semaphore>,
-    pending: Arc<AtomicUsize>,
+    /// Segmentations running and waiting.
+    queue: Gate,
     default_model: Option<String>,
     ready: Arc<AtomicBool>,
 }
@@ -95,8 +94,7 @@ impl InferenceService {
             storage,
             device,
             cache: Arc::new(ModelCache::new(limits.cache_bytes, device)),
-            slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
-            pending: Arc::new(AtomicUsize::new(0)),
+            queue: Gate::new("segmentations", limits.concurrency, limits.queue_capacity),
             ready: Arc::new(AtomicBool::new(default_model.is_none())),
             default_model,
             limits,

@@ -2,10 +2,7 @@
 //! store, the pipeline on a blocking thread, the label map back to the store.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -17,7 +14,7 @@ use abdoseg_protos::{
         SegmentOptions, SegmentRequest, SegmentResponse, SegmentationSummary, StageTimings,
     },
 };
-use abdoseg_server::Reservation;
+use abdoseg_server::{Reservation, Ticket};
 use abdoseg_storage::{CallerAccess, Id, Key, keys::prediction};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -29,16 +26,6 @@ use crate::{
     postprocess::organ_figures,
 };
 
-/// A place among the segmentations running or waiting; freed on drop.
-#[derive(Debug)]
-pub struct Admission(Arc<AtomicUsize>);
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// Longest wait for memory held by other work, when the caller set no shorter deadline.
 const MEMORY_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -48,16 +35,10 @@ fn duration(d: Duration) -> Option<prost_types::Duration> {
 
 impl InferenceService {
     /// Takes a place in the queue, or says RESOURCE_EXHAUSTED when it is full.
-    pub fn admit(&self) -> Result<Admission, Error> {
-        let limit = self.limits.concurrency + self.limits.queue_capacity;
-        let before = self.pending.fetch_add(1, Ordering::SeqCst);
-        let admission = Admission(Arc::clone(&self.pending));
-        if before >= limit {
-            return Err(Error::ResourceExhausted(format!(
-                "{limit} segmentations are running or queued; retry later"
-            )));
-        }
-        Ok(admission)
+    pub fn admit(&self) -> Result<Ticket, Error> {
+        self.queue
+            .admit()
+            .map_err(|full| Error::ResourceExhausted(full.to_string()))
     }
 
     /// The request's options with the service's defaults.
@@ -164,7 +145,7 @@ impl InferenceService {
     /// deadline passes), the encoded label map and its summary.
     pub async fn run(
         &self,
-        (_admission, mut reservation): (Admission, Reservation),
+        (admission, mut reservation): (Ticket, Reservation),
         bytes: Bytes,
         model_id: &str,
         options: Options,
@@ -183,7 +164,7 @@ impl InferenceService {
             .check(peak_bytes(&info, bytes.len() as u64, (1, 1), 1))
             .map_err(Error::Budget)?;
         let queued = Instant::now();
-        let _slot = self.slots.acquire().await.map_err(|_| Error::Stopping)?;
+        let _slot = admission.start().await.ok_or(Error::Stopping)?;
         let queued = queued.elapsed();
         let model = self.cache.get(&self.storage, model_id).await?;
         let preprocessing = &model.record.preprocessing;
