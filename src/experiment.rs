@@ -52,7 +52,7 @@ fn default_lr() -> f64 {
 ///
 /// ```toml
 /// name = "study-grid"
-/// source = "raw/quickstart"      # a raw dataset in the store
+/// source = "raw/phantoms-full"      # a raw dataset in the store
 /// schemes = ["none", "he", "clahe"]
 /// variants = ["unet1", "unet2"]
 /// depths = [5, 6, 7]
@@ -68,6 +68,9 @@ pub struct ExperimentConfig {
     pub depths: Vec<u32>,
     #[serde(default = "default_size")]
     pub size: u32,
+    /// The model's pixel size in mm (physical scale); 0 stretches slices to `size`.
+    #[serde(default)]
+    pub pixel_size_mm: f32,
     #[serde(default = "default_epochs")]
     pub epochs: u32,
     #[serde(default = "default_slices")]
@@ -148,6 +151,7 @@ fn preprocessing(config: &ExperimentConfig, scheme: SchemeName) -> Preprocessing
         clahe: (scheme == SchemeName::Clahe).then(ClaheParameters::default),
         slice_width: config.size,
         slice_height: config.size,
+        target_spacing_mm: config.pixel_size_mm,
         ..PreprocessingConfig::default()
     }
 }

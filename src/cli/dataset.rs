@@ -52,6 +52,10 @@ enum DatasetCommand {
         /// Model input size (square), pixels.
         #[arg(long, default_value_t = 128)]
         size: u32,
+        /// The model's pixel size in mm: slices are resampled to it over a field of view of
+        /// size × pixel size centred on the body. 0 stretches every slice to the size.
+        #[arg(long, default_value_t = 0.0)]
+        pixel_size_mm: f32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -86,6 +90,7 @@ pub async fn run(args: DatasetArgs) -> anyhow::Result<ExitCode> {
             tiles,
             clip_limit,
             size,
+            pixel_size_mm,
             seed,
         } => {
             let config = PreprocessingConfig {
@@ -102,6 +107,7 @@ pub async fn run(args: DatasetArgs) -> anyhow::Result<ExitCode> {
                 }),
                 slice_width: size,
                 slice_height: size,
+                target_spacing_mm: pixel_size_mm,
                 ..PreprocessingConfig::default()
             };
             prepare(&mut client, source, config, seed).await

@@ -4,17 +4,46 @@ use std::{path::PathBuf, process::ExitCode};
 
 use abdoseg_imaging::{
     CLASS_NAMES,
-    nifti::{write_i16, write_labels},
+    nifti::{ReadLimits, read_ct, read_labels_on, write_i16, write_labels},
     phantom::{
-        Center, Grid, case_file_names,
+        Center, Grid, Style, Template, case_file_names,
         difficulty::{best_interval, hu_statistics},
-        generate_case,
+        generate_case, template_variant,
     },
 };
 use abdoseg_storage::{Id, Storage, StoreConfig, keys::RawDatasetKeys};
 use anyhow::Context;
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// How phantoms are made ([`Style`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PhantomStyle {
+    Full,
+    RandomLook,
+    Earlier,
+}
+
+impl PhantomStyle {
+    /// The raw dataset quickstart writes phantoms of this style into (one per style, so
+    /// phantoms made before a style changed are never mixed with new ones).
+    pub fn dataset_name(self) -> &'static str {
+        match self {
+            Self::Full => "phantoms-full",
+            Self::RandomLook => "phantoms-random-look",
+            Self::Earlier => "phantoms-earlier",
+        }
+    }
+
+    /// Site `index` of a dataset made with `seed`, making phantoms in this style.
+    pub fn center(self, seed: u64, index: usize) -> Center {
+        Center::new(seed, index).with_style(match self {
+            Self::Full => Style::Full,
+            Self::RandomLook => Style::RandomLook,
+            Self::Earlier => Style::Earlier,
+        })
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct PhantomArgs {
@@ -24,9 +53,15 @@ pub struct PhantomArgs {
     /// Seed: the same seed writes the same dataset, byte for byte.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Scanner sites the cases are spread over (noise, calibration, contrast phase).
+    /// Scanner sites the cases are spread over (noise, calibration).
     #[arg(long, default_value_t = 3)]
     centers: usize,
+    /// `full`: each case's look drawn (contrast phase, every structure's HU, noise, blur,
+    /// slice averaging, offset field) and the organs' surroundings (psoas, gallbladder,
+    /// adrenals, arms, table, cartilage, lesions), docs/imaging.md; `random-look`: drawn
+    /// looks without the surroundings; `earlier`: phantoms as before both, for comparisons.
+    #[arg(long, value_enum, default_value = "full")]
+    style: PhantomStyle,
     /// Output folder; `images/` and `labels/` are created in it.
     #[arg(long, required_unless_present = "store")]
     out: Option<PathBuf>,
@@ -48,6 +83,28 @@ pub struct PhantomArgs {
     /// Slice thickness, mm.
     #[arg(long)]
     thickness: Option<f32>,
+    /// Write variants of this real labelled CT (NIfTI) instead of parametric phantoms: its
+    /// anatomy deformed and its intensities redrawn per case (docs/imaging.md).
+    #[arg(long, requires = "template_labels", conflicts_with = "matrix")]
+    template_image: Option<PathBuf>,
+    /// The template's label map (AbdomenCT-1K classes) on the same grid.
+    #[arg(long, requires = "template_image")]
+    template_labels: Option<PathBuf>,
+}
+
+/// The real template of `--template-image`, if given.
+fn read_template(args: &PhantomArgs) -> anyhow::Result<Option<Template>> {
+    let (Some(image), Some(labels)) = (&args.template_image, &args.template_labels) else {
+        return Ok(None);
+    };
+    let limits = ReadLimits::default();
+    let read = |path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let ct = read_ct(&read(image)?, &limits).context("the template image is not a usable CT")?;
+    let labels = read_labels_on(&ct.geometry, &read(labels)?, &limits)
+        .context("the template labels are not a label map on the image's grid")?;
+    Ok(Some(Template::new(ct, &labels)?))
 }
 
 pub async fn run(args: PhantomArgs) -> anyhow::Result<ExitCode> {
@@ -75,15 +132,19 @@ pub async fn run(args: PhantomArgs) -> anyhow::Result<ExitCode> {
     let mut sums = [(0u64, 0f64, 0f64); CLASS_NAMES.len()];
     // Mean over cases of the best single-HU-interval IoU: what thresholding can reach.
     let mut threshold_iou = [0f64; CLASS_NAMES.len()];
+    let template = read_template(&args)?;
     for index in 1..=args.cases {
-        let center = Center::new(args.seed, (index - 1) % args.centers);
+        let center = args.style.center(args.seed, (index - 1) % args.centers);
         let grid = args.matrix.map(|matrix| Grid {
             matrix,
             slices: args.slices.unwrap_or(1),
             spacing: args.spacing.unwrap_or(1.0),
             thickness: args.thickness.unwrap_or(1.0),
         });
-        let case = generate_case(args.seed, index, center, grid)?;
+        let case = match &template {
+            Some(template) => template_variant(template, args.seed, index, center)?,
+            None => generate_case(args.seed, index, center, grid)?,
+        };
         let (image_name, label_name) = case_file_names(index);
         let image = write_i16(&case.image, true)?;
         let labels = write_labels(&case.labels, true)?;

@@ -12,12 +12,15 @@ use std::{
 
 use abdoseg_imaging::{
     nifti::{write_i16, write_labels},
-    phantom::{Center, generate_case},
+    phantom::generate_case,
 };
 use abdoseg_protos::{
     common::v1::{Device, IntensityScheme, PreprocessingConfig, Split},
     metrics::v1::EvaluateModelRequest,
-    training::v1::{ClassWeighting, Normalization, TrainingConfig},
+    training::v1::{
+        ClassWeighting, GetModelRequest, Normalization, TrainingConfig,
+        training_service_client::TrainingServiceClient,
+    },
 };
 use abdoseg_server::{HostOptions, config::StoreArgs};
 use abdoseg_storage::{Id, Storage, StoreLocation, keys::RawDatasetKeys};
@@ -27,7 +30,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::net::TcpListener;
 
 use crate::{
-    cli::{dataset, report, train},
+    cli::{dataset, phantom::PhantomStyle, real_data, report, train},
     stack::{self, Role, StackConfig},
 };
 
@@ -42,14 +45,33 @@ pub struct QuickstartArgs {
     /// Phantom cases to write (split 60/20/20 by patient).
     #[arg(long, default_value_t = 20)]
     cases: usize,
+    /// How the phantoms are made: `full` (drawn looks and the organs' surroundings),
+    /// `random-look` or `earlier`, the last two for comparisons (docs/imaging.md).
+    #[arg(long, value_enum, default_value = "full")]
+    phantoms: PhantomStyle,
     /// Model input size (square), pixels.
     #[arg(long, default_value_t = 96)]
     size: u32,
+    /// The model's pixel size in mm: the field of view is size × pixel size, centred on the
+    /// body, whatever the scanner's matrix (docs/benchmarks.md, "Real CT").
+    #[arg(long, default_value_t = 4.0)]
+    pixel_size_mm: f32,
     /// Training epochs, each of --slices-per-epoch slices: sized for two CPU cores.
     #[arg(long, default_value_t = 7)]
     epochs: u32,
     #[arg(long, default_value_t = 1000)]
     slices_per_epoch: u32,
+    /// Real labelled CTs (an AbdomenCT-1K-style folder) used as templates: each gives
+    /// --variants-per-template deformed, redrawn variants that join the training data
+    /// (docs/quickstart.md).
+    #[arg(long)]
+    templates: Option<PathBuf>,
+    #[arg(long, default_value_t = 20)]
+    variants_per_template: usize,
+    /// Real labelled CTs (an AbdomenCT-1K-style folder) scored after every epoch and
+    /// printed beside the validation split; never trained on.
+    #[arg(long)]
+    real_validation: Option<PathBuf>,
     /// Filters of the first level (doubling per level).
     #[arg(long, default_value_t = 8)]
     base_filters: u32,
@@ -63,9 +85,11 @@ impl QuickstartArgs {
     /// U-Net 1 with what made the pancreas learnable on the CPU (docs/benchmarks.md):
     /// instance norm, inverse-√frequency class weights, half of each batch from slices with
     /// the rarest organs.
-    fn training(&self, dataset_id: &str) -> TrainingConfig {
+    fn training(&self, datasets: &Datasets) -> TrainingConfig {
         TrainingConfig {
-            dataset_id: dataset_id.to_owned(),
+            dataset_id: datasets.main.clone(),
+            extra_training_dataset_ids: datasets.templates.iter().cloned().collect(),
+            real_validation_dataset_id: datasets.real_validation.clone().unwrap_or_default(),
             name: JOB_NAME.to_owned(),
             depth: self.depth,
             base_filters: self.base_filters,
@@ -84,12 +108,74 @@ impl QuickstartArgs {
     }
 
     /// Whether `config` (as the service recorded it) is the job this run would start.
-    fn same_job(&self, config: &TrainingConfig, dataset_id: &str) -> bool {
+    fn same_job(&self, config: &TrainingConfig, datasets: &Datasets) -> bool {
+        let wanted = self.training(datasets);
         config.name == JOB_NAME
-            && config.dataset_id == dataset_id
+            && config.dataset_id == wanted.dataset_id
+            && config.extra_training_dataset_ids == wanted.extra_training_dataset_ids
+            && config.real_validation_dataset_id == wanted.real_validation_dataset_id
             && (config.epochs, config.slices_per_epoch) == (self.epochs, self.slices_per_epoch)
             && (config.depth, config.base_filters) == (self.depth, self.base_filters)
     }
+}
+
+/// The prepared datasets of a run: the main one (phantoms or `--data`), the template
+/// variants and the real validation cases.
+#[derive(Debug, Clone)]
+struct Datasets {
+    main: String,
+    templates: Option<String>,
+    real_validation: Option<String>,
+}
+
+/// A raw dataset name for the files of `dir`: their content digest, so other files never
+/// reuse what these left in the store.
+fn content_name(prefix: &str, dir: &std::path::Path) -> anyhow::Result<String> {
+    let mut digest_input = Vec::new();
+    for case in real_data::list_cases(dir)? {
+        for path in [&case.image, &case.labels] {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            digest_input.extend_from_slice(abdoseg_dataset::sha256_hex(&bytes).as_bytes());
+        }
+    }
+    Ok(format!(
+        "{prefix}-{}",
+        &abdoseg_dataset::sha256_hex(&digest_input)[..12]
+    ))
+}
+
+/// The real validation cases' IoU at the model's best epoch (slices at model
+/// resolution, every real case together).
+async fn print_real_validation(
+    training: &mut TrainingServiceClient<tonic::transport::Channel>,
+    model_id: &str,
+) -> anyhow::Result<()> {
+    let model = training
+        .get_model(GetModelRequest {
+            model_id: model_id.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .model
+        .context("the training service returned no model")?;
+    let Some(best) = model.history.iter().find(|m| m.epoch == model.best_epoch) else {
+        return Ok(());
+    };
+    let cells: Vec<String> = ["liver", "kidney", "spleen", "pancreas"]
+        .iter()
+        .enumerate()
+        .map(|(k, organ)| match best.real_validation.get(k + 1) {
+            Some(m) if m.true_positives + m.false_negatives > 0 => format!("{organ} {:.3}", m.iou),
+            _ => format!("{organ} —"),
+        })
+        .collect();
+    println!(
+        "\nreal validation cases (never trained on), IoU at model resolution, epoch {}: {}",
+        model.best_epoch,
+        cells.join(", ")
+    );
+    Ok(())
 }
 
 /// Prints a step's heading with the time since the run started.
@@ -103,6 +189,7 @@ async fn write_phantoms(
     storage: &Storage,
     keys: &RawDatasetKeys,
     cases: usize,
+    style: PhantomStyle,
 ) -> anyhow::Result<()> {
     let bar = ProgressBar::new(cases as u64).with_style(
         ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} cases, {elapsed}")
@@ -114,7 +201,7 @@ async fn write_phantoms(
         let case_id = Id::parse(&format!("Case_{index:05}"))?;
         let (image_key, label_key) = (keys.image(&case_id), keys.label(&case_id));
         if !(storage.exists(&image_key).await? && storage.exists(&label_key).await?) {
-            let case = generate_case(1, index, Center::new(1, (index - 1) % 3), None)?;
+            let case = generate_case(1, index, style.center(1, (index - 1) % 3), None)?;
             // The label first: a case counts once its image is there.
             storage
                 .put(&label_key, Bytes::from(write_labels(&case.labels, true)?))
@@ -149,10 +236,35 @@ async fn run_steps(
                 args.cases >= 5,
                 "--cases must be at least 5 (60/20/20 split)"
             );
-            let keys = RawDatasetKeys::imported(&Id::parse("quickstart")?);
-            write_phantoms(storage, &keys, args.cases).await?;
+            let keys = RawDatasetKeys::imported(&Id::parse(args.phantoms.dataset_name())?);
+            write_phantoms(storage, &keys, args.cases, args.phantoms).await?;
             keys.prefix().to_string()
         }
+    };
+    let templates = match &args.templates {
+        Some(dir) => {
+            let name = format!(
+                "{}-{}",
+                content_name("templates", dir)?,
+                args.variants_per_template
+            );
+            let keys = RawDatasetKeys::imported(&Id::parse(&name)?);
+            let written =
+                real_data::write_template_variants(storage, &keys, dir, args.variants_per_template)
+                    .await?;
+            println!("template variants: {written} written to {}", keys.prefix());
+            Some(keys.prefix().to_string())
+        }
+        None => None,
+    };
+    let real_validation = match &args.real_validation {
+        Some(dir) => {
+            let name = content_name("real", dir)?;
+            let mut client = dataset::client(url).await?;
+            dataset::import(&mut client, dir, &name).await?;
+            Some(format!("raw/{name}"))
+        }
+        None => None,
     };
 
     step(
@@ -165,10 +277,25 @@ async fn run_steps(
         scheme: IntensityScheme::He as i32,
         slice_width: args.size,
         slice_height: args.size,
+        target_spacing_mm: args.pixel_size_mm,
         ..PreprocessingConfig::default()
     };
     let dataset_id = dataset::prepare_dataset(&mut preprocessing, source, config, 1).await?;
     println!("dataset {dataset_id}");
+    let mut prepare_other =
+        async |source: Option<String>, what: &str| -> anyhow::Result<Option<String>> {
+            let Some(source) = source else {
+                return Ok(None);
+            };
+            let id = dataset::prepare_dataset(&mut preprocessing, source, config, 1).await?;
+            println!("{what} dataset {id}");
+            Ok(Some(id))
+        };
+    let datasets = Datasets {
+        main: dataset_id.clone(),
+        templates: prepare_other(templates, "template variants").await?,
+        real_validation: prepare_other(real_validation, "real validation").await?,
+    };
 
     step(
         started,
@@ -176,9 +303,9 @@ async fn run_steps(
         "train: U-Net 1 on the CPU (or the GPU when there is one)",
     );
     let mut training = train::client(url).await?;
-    let same = |c: &TrainingConfig| args.same_job(c, &dataset_id);
+    let same = |c: &TrainingConfig| args.same_job(c, &datasets);
     let Some(model_id) =
-        train::find_or_train(&mut training, args.training(&dataset_id), same).await?
+        train::find_or_train(&mut training, args.training(&datasets), same).await?
     else {
         return Ok(ExitCode::FAILURE);
     };
@@ -190,7 +317,7 @@ async fn run_steps(
     );
     let mut metrics = report::client(url).await?;
     let request = EvaluateModelRequest {
-        model_id,
+        model_id: model_id.clone(),
         dataset_id,
         split: Split::Test as i32,
         surface_metrics: true,
@@ -201,6 +328,9 @@ async fn run_steps(
 
     step(started, 5, "report");
     report::print_table(&report);
+    if datasets.real_validation.is_some() {
+        print_real_validation(&mut training, &model_id).await?;
+    }
     let html = report
         .html
         .as_ref()

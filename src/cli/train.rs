@@ -53,6 +53,14 @@ pub struct TrainArgs {
     /// The prepared dataset (`abdoseg dataset list`).
     #[arg(long, required_unless_present = "watch")]
     dataset: Option<String>,
+    /// A further prepared dataset whose every case joins the training slices (repeat for
+    /// more), e.g. variants of a real CT; same preprocessing as --dataset.
+    #[arg(long = "extra-dataset")]
+    extra_datasets: Vec<String>,
+    /// A prepared dataset of real cases scored after every epoch beside the validation
+    /// split (never choosing the best epoch).
+    #[arg(long)]
+    real_validation: Option<String>,
     /// Follow an existing job instead of starting one.
     #[arg(long, conflicts_with = "dataset")]
     watch: Option<String>,
@@ -166,6 +174,8 @@ impl TrainArgs {
                 NormalizationName::None => Normalization::None,
                 NormalizationName::Instance => Normalization::Instance,
             } as i32,
+            extra_training_dataset_ids: self.extra_datasets.clone(),
+            real_validation_dataset_id: self.real_validation.clone().unwrap_or_default(),
         }
     }
 }
@@ -199,10 +209,23 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
 const HEADER: &str = "epoch  train loss  val loss   liver  kidney  spleen  pancreas   mean    time";
 
+/// One epoch's row; with a real validation dataset, its IoU follows (liver, kidney,
+/// spleen, pancreas; `—` for an organ the real cases lack).
 fn row(m: &EpochMetrics, best: bool) -> String {
     let iou = |c: usize| m.validation.get(c).map_or(f64::NAN, |v| v.iou);
+    let real = if m.real_validation.is_empty() {
+        String::new()
+    } else {
+        let cells: Vec<String> = (1..5)
+            .map(|c| match m.real_validation.get(c) {
+                Some(v) if v.true_positives + v.false_negatives > 0 => format!("{:.3}", v.iou),
+                _ => "—".to_owned(),
+            })
+            .collect();
+        format!("  real {}", cells.join(" "))
+    };
     format!(
-        "{:>5}  {:>10.4}  {:>8.4}  {:>6.3}  {:>6.3}  {:>6.3}  {:>8.3}  {:>5.3}  {:>5.0}s{}",
+        "{:>5}  {:>10.4}  {:>8.4}  {:>6.3}  {:>6.3}  {:>6.3}  {:>8.3}  {:>5.3}  {:>5.0}s{}{real}",
         m.epoch,
         m.train_loss,
         m.validation_loss,

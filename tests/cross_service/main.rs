@@ -9,6 +9,7 @@ mod health;
 mod limits;
 mod prepare;
 mod quickstart;
+mod real_data;
 mod resume;
 mod segment;
 mod shutdown;

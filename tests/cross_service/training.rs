@@ -170,6 +170,10 @@ async fn a_job_trains_streams_its_events_and_registers_a_model() {
     assert_eq!(job.best_epoch, finished.best_epoch);
     let history: Vec<u32> = job.history.iter().map(|m| m.epoch).collect();
     assert_eq!(history, vec![1, 2, 3]);
+    assert!(
+        job.history.iter().all(|m| m.real_validation.is_empty()),
+        "no real validation dataset, no real metrics"
+    );
     assert_eq!(
         job.history[0].validation.len(),
         5,
@@ -437,6 +441,8 @@ async fn a_job_that_keeps_crashing_the_process_is_failed_not_retried() {
     let spec = JobSpec {
         name: "crasher".into(),
         dataset_id: "ds-crasher".into(),
+        extra_training_dataset_ids: Vec::new(),
+        real_validation_dataset_id: None,
         training: abdoseg_model::train::TrainingConfig {
             architecture: abdoseg_model::Architecture::Unet1,
             normalization: abdoseg_model::Normalization::Instance,

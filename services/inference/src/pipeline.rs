@@ -6,10 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use abdoseg_dataset::prepare::model_slices;
+use abdoseg_dataset::model_input::{SliceMap, model_slices};
 use abdoseg_imaging::{
-    NUM_CLASSES, Volume, intensity::Intensity, nifti::VolumeInfo, resize::resize_bilinear_argmax,
-    slices::Canonical, slices::stack,
+    NUM_CLASSES, Volume, intensity::Intensity, nifti::VolumeInfo, slices::Canonical, slices::stack,
 };
 use abdoseg_model::UNet;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -33,20 +32,22 @@ pub struct Options {
     pub keep_largest_components: bool,
 }
 
-/// The label of each pixel of a `to`-sized slice: the class whose logit, resized
-/// bilinearly from the model's `from`-sized output (`NUM_CLASSES` planes), is highest.
-/// Row by row: no resized logit plane is held, so memory stays the label slice's.
+/// The label of each pixel of the source slice: the class whose logit, interpolated
+/// bilinearly from the model's `from`-sized output (`NUM_CLASSES` planes) through `map`,
+/// is highest. Row by row: no source-sized logit plane is held, so memory stays the label
+/// slice's.
 fn upsampled_argmax(
     logits: &[f32],
     from: (usize, usize),
-    to: (usize, usize),
+    map: &SliceMap,
 ) -> Result<Array2<u8>, Error> {
     let planes = logits
         .chunks_exact(from.0 * from.1)
         .map(|plane| ndarray::ArrayView2::from_shape(from, plane))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Internal(e.to_string()))?;
-    resize_bilinear_argmax(&planes, to).map_err(|e| Error::Internal(e.to_string()))
+    map.argmax_to_source(&planes)
+        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// The most memory a segmentation of `info`'s volume takes at once, in bytes: the file
@@ -88,13 +89,12 @@ pub fn segment<B: Backend>(
 ) -> Result<Segmentation, Error> {
     let started = Instant::now();
     let canonical = Canonical::of(ct);
-    let slices = model_slices(&canonical, preprocessing, intensity)
+    let (slices, map) = model_slices(&canonical, preprocessing, intensity)
         .map_err(|e| Error::InvalidArgument(format!("cannot preprocess the volume: {e}")))?;
     let preprocess = started.elapsed();
 
     let started = Instant::now();
     let (height, width) = (preprocessing.slice_height, preprocessing.slice_width);
-    let (_, rows, columns) = canonical.data.dim();
     let mut label_slices: Vec<Array2<u8>> = Vec::with_capacity(slices.len());
     for batch in slices.chunks(options.batch_size.max(1)) {
         if cancelled() {
@@ -115,7 +115,7 @@ pub fn segment<B: Backend>(
             .to_vec::<f32>()
             .map_err(|e| Error::Internal(format!("cannot read the prediction: {e:?}")))?;
         for one in logits.chunks_exact(NUM_CLASSES * height * width) {
-            label_slices.push(upsampled_argmax(one, (height, width), (rows, columns))?);
+            label_slices.push(upsampled_argmax(one, (height, width), &map)?);
         }
     }
     let inference = started.elapsed();
@@ -146,12 +146,16 @@ mod tests {
         let mut logits = vec![0.0f32; NUM_CLASSES * 4];
         logits[..4].copy_from_slice(&[0.0, 1.0, 0.0, 1.0]); // background
         logits[4..8].copy_from_slice(&[1.0, 0.0, 1.0, 0.0]); // liver
-        let labels = upsampled_argmax(&logits, (2, 2), (4, 8)).unwrap();
+        let stretch = |to| SliceMap::Stretch {
+            source: to,
+            model: (2, 2),
+        };
+        let labels = upsampled_argmax(&logits, (2, 2), &stretch((4, 8))).unwrap();
         assert_eq!(labels.dim(), (4, 8));
         // The boundary falls in the middle, as with nearest resizing of the labels...
         assert_eq!(labels.row(0).to_vec(), vec![1, 1, 1, 1, 0, 0, 0, 0]);
         // ...and identical inputs give the identical label everywhere.
-        let flat = upsampled_argmax(&[0.0; NUM_CLASSES * 4], (2, 2), (3, 3)).unwrap();
+        let flat = upsampled_argmax(&[0.0; NUM_CLASSES * 4], (2, 2), &stretch((3, 3))).unwrap();
         assert!(flat.iter().all(|&v| v == 0));
     }
 
@@ -162,7 +166,11 @@ mod tests {
         let mut logits = vec![0.0f32; NUM_CLASSES * 4];
         logits[..4].copy_from_slice(&[0.5, 0.5, 0.5, 0.5]);
         logits[4..8].copy_from_slice(&[1.0, 0.5, 0.5, 0.0]);
-        let labels = upsampled_argmax(&logits, (2, 2), (16, 16)).unwrap();
+        let map = SliceMap::Stretch {
+            source: (16, 16),
+            model: (2, 2),
+        };
+        let labels = upsampled_argmax(&logits, (2, 2), &map).unwrap();
         let liver_per_row: Vec<usize> = labels
             .rows()
             .into_iter()

@@ -10,6 +10,7 @@ use abdoseg_protos::{
     common::v1::{self as common, ClassMetrics, ObjectRef, Organ},
     training::v1 as pb,
 };
+use abdoseg_storage::Id;
 
 use crate::{
     Error,
@@ -26,6 +27,8 @@ pub const DEFAULT_BASE_FILTERS: usize = 16;
 pub const DEFAULT_BATCH_SIZE: usize = 30;
 pub const DEFAULT_EPOCHS: usize = 50;
 pub const DEFAULT_LEARNING_RATE: f64 = 1e-3;
+/// The most extra training datasets a job may name.
+pub const MAX_EXTRA_DATASETS: usize = 8;
 
 /// The request's configuration with defaults for what it leaves out, every field checked.
 pub fn job_spec(config: pb::TrainingConfig) -> Result<JobSpec, Error> {
@@ -196,9 +199,32 @@ pub fn job_spec(config: pb::TrainingConfig) -> Result<JobSpec, Error> {
     } else {
         config.name
     };
+    if config.extra_training_dataset_ids.len() > MAX_EXTRA_DATASETS {
+        return Err(invalid(format!(
+            "at most {MAX_EXTRA_DATASETS} extra_training_dataset_ids, not {}",
+            config.extra_training_dataset_ids.len()
+        )));
+    }
+    let mut named = vec![config.dataset_id.as_str()];
+    for id in config
+        .extra_training_dataset_ids
+        .iter()
+        .chain(Some(&config.real_validation_dataset_id).filter(|id| !id.is_empty()))
+    {
+        Id::parse(id).map_err(|e| invalid(format!("dataset id {id:?}: {e}")))?;
+        if named.contains(&id.as_str()) {
+            return Err(invalid(format!(
+                "dataset {id} is named twice: the main, extra training and real validation                  datasets must all differ"
+            )));
+        }
+        named.push(id);
+    }
     Ok(JobSpec {
         name,
         dataset_id: config.dataset_id,
+        extra_training_dataset_ids: config.extra_training_dataset_ids,
+        real_validation_dataset_id: (!config.real_validation_dataset_id.is_empty())
+            .then_some(config.real_validation_dataset_id),
         training,
         class_weighting,
         device,
@@ -268,6 +294,8 @@ pub fn config_to_proto(
             Normalization::None => pb::Normalization::None,
             Normalization::Instance => pb::Normalization::Instance,
         } as i32,
+        extra_training_dataset_ids: spec.extra_training_dataset_ids.clone(),
+        real_validation_dataset_id: spec.real_validation_dataset_id.clone().unwrap_or_default(),
     }
 }
 
@@ -304,6 +332,11 @@ pub fn epoch_to_proto(report: &EpochReport) -> pb::EpochMetrics {
         train: class_metrics(&report.train),
         validation: class_metrics(&report.validation),
         mean_foreground_validation_iou: report.validation.mean_foreground_iou(),
+        real_validation: report
+            .real_validation
+            .as_ref()
+            .map(class_metrics)
+            .unwrap_or_default(),
         duration: prost_types::Duration::try_from(std::time::Duration::from_secs_f64(
             report.seconds.max(0.0),
         ))

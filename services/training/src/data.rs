@@ -1,10 +1,11 @@
 //! A prepared dataset's training and validation slices, read from its shards.
 
 use abdoseg_dataset::{
-    manifest::{Manifest, Split},
+    manifest::{CaseRecord, Manifest, Split},
     shard::decode_all,
 };
 use abdoseg_model::{NUM_CLASSES, train::TrainingSlice};
+use abdoseg_registry::JobSpec;
 use abdoseg_storage::{Id, Key, Storage, keys::DatasetKeys};
 
 use crate::Error;
@@ -16,26 +17,89 @@ pub async fn manifest(storage: &Storage, dataset_id: &str) -> Result<Manifest, E
     Ok(storage.get_json(&DatasetKeys::new(&id).manifest()).await?)
 }
 
-/// Memory the training and validation slices take once decoded (image as floats, labels),
-/// from the manifest alone.
-pub fn dataset_bytes(manifest: &Manifest) -> u64 {
-    let pixels = (manifest.preprocessing.slice_height * manifest.preprocessing.slice_width) as u64;
-    let slices: u64 = manifest
-        .cases_in(Split::Train)
-        .chain(manifest.cases_in(Split::Validation))
-        .map(|case| case.slices.len() as u64)
-        .sum();
-    slices * pixels * (4 + 1)
+/// Every split.
+pub const ALL_SPLITS: &[Split] = &[Split::Train, Split::Validation, Split::Test];
+
+/// A job's datasets: the main one (its train and validation splits), the extra training
+/// ones and the real validation one (every case of both).
+#[derive(Debug)]
+pub struct JobDatasets {
+    pub main: Manifest,
+    pub extra_training: Vec<Manifest>,
+    pub real_validation: Option<Manifest>,
 }
 
-/// Every slice of the cases in `split`, decoded off the async runtime.
+impl JobDatasets {
+    /// Reads the manifests `spec` names; an extra or real dataset must have the main one's
+    /// preprocessing (the same model input), or the request is INVALID_ARGUMENT.
+    pub async fn read(storage: &Storage, spec: &JobSpec) -> Result<Self, Error> {
+        let main = manifest(storage, &spec.dataset_id).await?;
+        let read_matching = async |id: &str, role: &str| {
+            let other = manifest(storage, id).await?;
+            if other.preprocessing != main.preprocessing {
+                return Err(Error::InvalidArgument(format!(
+                    "{role} dataset {id} was prepared differently from dataset {}: the \
+                     preprocessing (scheme, window, size, pixel size) must be the same",
+                    main.dataset_id
+                )));
+            }
+            Ok(other)
+        };
+        let mut extra_training = Vec::new();
+        for id in &spec.extra_training_dataset_ids {
+            extra_training.push(read_matching(id, "extra training").await?);
+        }
+        let real_validation = match &spec.real_validation_dataset_id {
+            Some(id) => Some(read_matching(id, "real validation").await?),
+            None => None,
+        };
+        Ok(Self {
+            main,
+            extra_training,
+            real_validation,
+        })
+    }
+
+    /// The cases the job trains on: the main dataset's training split and every case of
+    /// the extra training datasets.
+    pub fn training_cases(&self) -> impl Iterator<Item = &CaseRecord> {
+        self.main.cases_in(Split::Train).chain(
+            self.extra_training
+                .iter()
+                .flat_map(|m| ALL_SPLITS.iter().flat_map(move |&s| m.cases_in(s))),
+        )
+    }
+
+    /// Memory every slice the job loads takes once decoded (image as floats, labels).
+    pub fn bytes(&self) -> u64 {
+        let count = |manifest: &Manifest, splits: &[Split]| -> u64 {
+            splits
+                .iter()
+                .flat_map(|&split| manifest.cases_in(split))
+                .map(|case| case.slices.len() as u64)
+                .sum()
+        };
+        let preprocessing = &self.main.preprocessing;
+        let pixels = (preprocessing.slice_height * preprocessing.slice_width) as u64;
+        let slices = count(&self.main, &[Split::Train, Split::Validation])
+            + self
+                .extra_training
+                .iter()
+                .chain(&self.real_validation)
+                .map(|m| count(m, ALL_SPLITS))
+                .sum::<u64>();
+        slices * pixels * (4 + 1)
+    }
+}
+
+/// Every slice of the cases in `splits`, decoded off the async runtime.
 pub async fn slices(
     storage: &Storage,
     manifest: &Manifest,
-    split: Split,
+    splits: &[Split],
 ) -> Result<Vec<TrainingSlice>, Error> {
     let mut out = Vec::new();
-    for case in manifest.cases_in(split) {
+    for case in splits.iter().flat_map(|&split| manifest.cases_in(split)) {
         let key = Key::parse(&case.shard_key)?;
         let bytes = storage.get(&key).await?;
         let decoded = tokio::task::spawn_blocking(move || decode_all(&bytes))
@@ -53,11 +117,13 @@ pub async fn slices(
     Ok(out)
 }
 
-/// 1/√frequency per class over the training split, scaled to average 1; a class absent
-/// from the split gets the largest weight present.
-pub fn inverse_sqrt_frequency(manifest: &Manifest) -> [f32; NUM_CLASSES] {
+/// 1/√frequency per class over the training cases, scaled to average 1; a class absent
+/// from them gets the largest weight present.
+pub fn inverse_sqrt_frequency<'a>(
+    training_cases: impl IntoIterator<Item = &'a CaseRecord>,
+) -> [f32; NUM_CLASSES] {
     let mut voxels = [0u64; NUM_CLASSES];
-    for case in manifest.cases_in(Split::Train) {
+    for case in training_cases {
         for slice in &case.slices {
             for (total, count) in voxels.iter_mut().zip(slice) {
                 *total += count;
@@ -125,7 +191,7 @@ mod tests {
             fingerprint: Fingerprint::default(),
             created_at: 0,
         };
-        let w = inverse_sqrt_frequency(&manifest);
+        let w = inverse_sqrt_frequency(manifest.cases_in(Split::Train));
         assert!(w[0] < w[1] && w[1] < w[2] && w[2] < w[4], "{w:?}");
         // Spleen is absent from training: it gets the largest weight present.
         assert!((w[3] - w[4]).abs() < 1e-6, "{w:?}");

@@ -82,7 +82,8 @@ impl TrainingService {
     async fn start(&self, config: pb::TrainingConfig) -> Result<JobRecord, Error> {
         let preprocessing = config.preprocessing;
         let spec = job_spec(config)?;
-        let manifest = data::manifest(&self.storage, &spec.dataset_id).await?;
+        let datasets = data::JobDatasets::read(&self.storage, &spec).await?;
+        let manifest = &datasets.main;
         if let Some(requested) = preprocessing {
             let requested = preprocessing_from_proto(Some(requested))
                 .map_err(|e| Error::InvalidArgument(format!("config.preprocessing: {e}")))?;
@@ -108,7 +109,7 @@ impl TrainingService {
         // (where it would take the process down, and again after every restart).
         let training_peak = spec.training.peak_bytes(h, w);
         self.budget
-            .check(data::dataset_bytes(&manifest) + training_peak)
+            .check(datasets.bytes() + training_peak)
             .map_err(|e| Error::InvalidArgument(format!("config: {e}")))?;
         for split in [Split::Train, Split::Validation] {
             if manifest.cases_in(split).next().is_none() {

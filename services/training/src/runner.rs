@@ -11,7 +11,7 @@ use std::sync::Arc;
 use abdoseg_dataset::manifest::{Manifest, Split};
 use abdoseg_model::{
     device::{CpuBackend, Device},
-    train::{Checkpoint, Trainer, TrainingSlice, should_stop},
+    train::{Checkpoint, Trainer, TrainingSlice, evaluate, should_stop},
 };
 use abdoseg_storage::{
     Id, Key,
@@ -99,11 +99,12 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
     if let Some(note) = note {
         tracing::info!(job = %job_id, "{note}");
     }
-    let manifest = data::manifest(storage, &record.spec.dataset_id).await?;
+    let datasets = data::JobDatasets::read(storage, &record.spec).await?;
+    let manifest = &datasets.main;
     record.class_weights = match record.spec.class_weighting {
         ClassWeighting::None => None,
         ClassWeighting::InverseSqrtFrequency => {
-            Some(data::inverse_sqrt_frequency(&manifest).to_vec())
+            Some(data::inverse_sqrt_frequency(datasets.training_cases()).to_vec())
         }
         ClassWeighting::Manual => record.spec.training.class_weights.map(|w| w.to_vec()),
     };
@@ -113,7 +114,7 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
         manifest.preprocessing.slice_height,
         manifest.preprocessing.slice_width,
     );
-    let peak = data::dataset_bytes(&manifest) + record.spec.training.peak_bytes(h, w);
+    let peak = datasets.bytes() + record.spec.training.peak_bytes(h, w);
     let _reservation = tokio::select! {
         reservation = jobs.budget.reserve(peak, MEMORY_PATIENCE) => {
             reservation.map_err(|e| Error::FailedPrecondition(e.to_string()))?
@@ -125,8 +126,15 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
     storage.put_json(&key, &record).await?;
     let _ = live.events.send(Event::State(JobState::Running));
 
-    let train = data::slices(storage, &manifest, Split::Train).await?;
-    let validation = data::slices(storage, &manifest, Split::Validation).await?;
+    let mut train = data::slices(storage, manifest, &[Split::Train]).await?;
+    for extra in &datasets.extra_training {
+        train.extend(data::slices(storage, extra, data::ALL_SPLITS).await?);
+    }
+    let validation = data::slices(storage, manifest, &[Split::Validation]).await?;
+    let real_validation = match &datasets.real_validation {
+        Some(real) => data::slices(storage, real, data::ALL_SPLITS).await?,
+        None => Vec::new(),
+    };
     if validation.is_empty() {
         return Err(Error::FailedPrecondition(
             "the dataset has no validation cases to choose the best epoch on".into(),
@@ -138,6 +146,7 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
         handle: Handle::current(),
         train,
         validation,
+        real_validation,
     };
     let outcome = tokio::task::spawn_blocking(move || match device {
         Device::Cpu => train_epochs::<Autodiff<CpuBackend>>(&context, record, &Default::default()),
@@ -148,7 +157,7 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
     match outcome {
         Outcome::Stopped => Ok(false),
         Outcome::Trained(record) => {
-            register(jobs, live, *record, &manifest).await?;
+            register(jobs, live, *record, manifest).await?;
             Ok(true)
         }
     }
@@ -173,6 +182,8 @@ struct Context {
     handle: Handle,
     train: Vec<TrainingSlice>,
     validation: Vec<TrainingSlice>,
+    /// Every slice of the real validation dataset; empty without one.
+    real_validation: Vec<TrainingSlice>,
 }
 
 /// The epochs, on a blocking thread; store writes go through the runtime's handle.
@@ -221,9 +232,14 @@ fn train_epochs<B: AutodiffBackend>(
             },
             || context.live.cancel.is_cancelled(),
         );
-        let Some(report) = report else {
+        let Some(mut report) = report else {
             return Ok(Outcome::Stopped);
         };
+        if !context.real_validation.is_empty() {
+            let (_, overlap) =
+                evaluate(&trainer.model(), &context.real_validation, &config, device);
+            report.real_validation = Some(overlap);
+        }
         let checkpoint = trainer.checkpoint().map_err(Error::Internal)?;
         let keys = job_keys.checkpoint(epoch as u32);
         let state = CheckpointState {

@@ -32,6 +32,10 @@ impl Scheme {
     }
 }
 
+/// The smallest and largest model pixel sizes accepted, mm.
+pub const MIN_PIXEL_MM: f32 = 0.25;
+pub const MAX_PIXEL_MM: f32 = 10.0;
+
 /// Everything that turns a CT volume into model input slices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreprocessConfig {
@@ -41,6 +45,12 @@ pub struct PreprocessConfig {
     /// Model input size in pixels: height (rows) and width (columns).
     pub slice_height: usize,
     pub slice_width: usize,
+    /// The model's in-plane pixel size in mm: slices are resampled to it and padded or
+    /// cropped to `slice_height × slice_width` pixels centred on the body (the field of
+    /// view). `None` stretches each slice to the model's size whatever its spacing (datasets
+    /// and models made before physical scale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_size_mm: Option<f32>,
 }
 
 impl PreprocessConfig {
@@ -60,12 +70,25 @@ impl PreprocessConfig {
                 self.slice_height, self.slice_width
             ));
         }
+        if let Some(mm) = self.pixel_size_mm
+            && !(MIN_PIXEL_MM..=MAX_PIXEL_MM).contains(&mm)
+        {
+            return Err(format!(
+                "pixel size must be {MIN_PIXEL_MM} to {MAX_PIXEL_MM} mm, not {mm}"
+            ));
+        }
         if let Scheme::Clahe { tiles, clip_limit } = self.scheme {
             Clahe { tiles, clip_limit }
                 .validate()
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// The physical field of view in mm (rows, columns), when slices have a pixel size.
+    pub fn field_of_view_mm(&self) -> Option<(f32, f32)> {
+        self.pixel_size_mm
+            .map(|mm| (self.slice_height as f32 * mm, self.slice_width as f32 * mm))
     }
 
     /// The imaging pipeline; `zscore` needs the dataset's fingerprint.
@@ -110,6 +133,7 @@ impl Default for PreprocessConfig {
             scheme: Scheme::he_default(),
             slice_height: 128,
             slice_width: 128,
+            pixel_size_mm: None,
         }
     }
 }

@@ -5,12 +5,14 @@
 //! - [`manifest`]: the dataset's manifest, per-case records and fingerprint.
 //! - [`shard`]: the compact slice-shard format, readable one slice at a time.
 //! - [`split`]: the seeded patient-level split.
+//! - [`model_input`]: a CT volume to model input slices and the model's output back.
 //! - [`prepare`]: one case from NIfTI bytes to a shard — the code path inference uses too.
 
 pub mod config;
 mod digest;
 pub mod labels;
 pub mod manifest;
+pub mod model_input;
 pub mod prepare;
 pub mod proto;
 pub mod shard;

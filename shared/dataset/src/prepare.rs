@@ -1,13 +1,13 @@
-//! One case from NIfTI bytes to a slice shard. [`model_slices`] is the one path from a CT
-//! volume to model input: dataset preparation, `PreprocessVolume` and inference all use it.
+//! One case from NIfTI bytes to a slice shard, through [`model_slices`], the one path from
+//! a CT volume to model input that `PreprocessVolume` and inference take too.
 
+pub use crate::model_input::{ModelSlice, SliceMap, model_slices};
 use abdoseg_imaging::{
     ImagingError, NUM_CLASSES, Volume,
-    intensity::{Intensity, Slice},
+    intensity::Intensity,
     labels::class_counts,
     nifti::{ReadLimits, VolumeInfo, read_ct, read_labels_remapped},
     orientation::axis_codes,
-    resize::{resize_bilinear, resize_nearest},
     slices::Canonical,
 };
 use ndarray::Array2;
@@ -18,31 +18,6 @@ use crate::{
     manifest::{HuHistograms, SparseHistogram},
     shard::{PixelKind, ShardWriter},
 };
-
-/// A preprocessed axial slice at model resolution: gray levels for the study's schemes,
-/// floats for `zscore` (model input via [`Slice::to_model_input`]).
-pub type ModelSlice = Slice;
-
-/// Every axial slice of a canonical CT, preprocessed and resized to the model's input.
-pub fn model_slices(
-    ct: &Canonical<f32>,
-    config: &PreprocessConfig,
-    intensity: &Intensity,
-) -> Result<Vec<ModelSlice>, ImagingError> {
-    let size = (config.slice_height, config.slice_width);
-    (0..ct.slice_count())
-        .into_par_iter()
-        .map(|z| match intensity.apply(ct.axial(z)) {
-            Slice::Gray(gray) => {
-                let resized = resize_bilinear(gray.mapv(f32::from).view(), size)?;
-                Ok(ModelSlice::Gray(
-                    resized.mapv(|v| (v.clamp(0.0, 255.0) + 0.5) as u8),
-                ))
-            }
-            Slice::Float(values) => Ok(Slice::Float(resize_bilinear(values.view(), size)?)),
-        })
-        .collect()
-}
 
 /// The identity translation of AbdomenCT-1K label values.
 pub fn identity_remap() -> [Option<u8>; 256] {
@@ -115,10 +90,10 @@ pub fn prepare_case(
     let canonical_ct = Canonical::of(&ct);
     let canonical_labels = Canonical::of(&labels);
     let size = (config.slice_height, config.slice_width);
-    let images = model_slices(&canonical_ct, config, intensity)?;
+    let (images, map) = model_slices(&canonical_ct, config, intensity)?;
     let label_slices: Vec<Array2<u8>> = (0..canonical_labels.slice_count())
         .into_par_iter()
-        .map(|z| resize_nearest(canonical_labels.axial(z), size))
+        .map(|z| map.labels_to_model(canonical_labels.axial(z)))
         .collect::<Result<_, _>>()?;
     let counts = label_slices
         .iter()
@@ -142,7 +117,7 @@ pub fn volume_shard(
     intensity: &Intensity,
 ) -> Result<Vec<u8>, ImagingError> {
     let canonical = Canonical::of(ct);
-    let images = model_slices(&canonical, config, intensity)?;
+    let (images, _) = model_slices(&canonical, config, intensity)?;
     let size = (config.slice_height, config.slice_width);
     let empty = vec![Array2::<u8>::zeros(size); images.len()];
     write_shard(&images, &empty, size)

@@ -47,10 +47,11 @@ pub fn preprocessing_from_proto(
             ));
         }
     };
-    if config.target_spacing_mm != 0.0 {
-        return Err(
-            "target_spacing_mm is not supported for dataset preparation yet; leave it 0".into(),
-        );
+    if !config.target_spacing_mm.is_finite() || config.target_spacing_mm < 0.0 {
+        return Err(format!(
+            "target_spacing_mm must be 0 (stretch) or a pixel size in mm, not {}",
+            config.target_spacing_mm
+        ));
     }
     let window = config.window.unwrap_or(HuWindow {
         level: defaults.window_level,
@@ -63,6 +64,7 @@ pub fn preprocessing_from_proto(
         scheme,
         slice_height: size(config.slice_height, defaults.slice_height),
         slice_width: size(config.slice_width, defaults.slice_width),
+        pixel_size_mm: (config.target_spacing_mm > 0.0).then_some(config.target_spacing_mm),
     };
     result.validate()?;
     Ok(result)
@@ -98,7 +100,7 @@ pub fn preprocessing_to_proto(config: &PreprocessConfig) -> common::Preprocessin
         clahe,
         slice_width: config.slice_width as u32,
         slice_height: config.slice_height as u32,
-        target_spacing_mm: 0.0,
+        target_spacing_mm: config.pixel_size_mm.unwrap_or(0.0),
     }
 }
 

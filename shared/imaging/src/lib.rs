@@ -6,7 +6,8 @@
 //!   left/right) and back.
 //! - [`intensity`]: HU windowing and the study's schemes (`none`, `he`, `clahe`) plus
 //!   nnU-Net's `zscore`.
-//! - [`slices`] and [`resize`]: axial slices at the model's input size and back.
+//! - [`slices`], [`resize`] and [`resample`]: axial slices at the model's input size (or
+//!   its physical pixel size and field of view) and back.
 //! - [`phantom`]: seeded synthetic abdomen CTs with labels.
 
 mod error;
@@ -15,6 +16,7 @@ pub mod labels;
 pub mod nifti;
 pub mod orientation;
 pub mod phantom;
+pub mod resample;
 pub mod resize;
 pub mod slices;
 mod volume;

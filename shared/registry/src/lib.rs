@@ -27,6 +27,12 @@ pub enum ClassWeighting {
 pub struct JobSpec {
     pub name: String,
     pub dataset_id: String,
+    /// Datasets whose every case joins the training slices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_training_dataset_ids: Vec<String>,
+    /// Real cases scored after every epoch, beside the validation split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_validation_dataset_id: Option<String>,
     pub training: TrainingConfig,
     pub class_weighting: ClassWeighting,
     pub device: DeviceRequest,

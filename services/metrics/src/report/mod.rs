@@ -179,6 +179,7 @@ pub(crate) mod sample {
             train: Overlap::default(),
             validation: Overlap::default(),
             seconds: 1.0,
+            real_validation: None,
         };
         ReportRecord {
             report_id: "report-1".into(),

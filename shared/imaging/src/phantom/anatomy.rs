@@ -3,6 +3,11 @@
 
 use rand::Rng;
 
+use super::{
+    appearance::{Appearance, Phase, Structure},
+    surroundings::Surroundings,
+};
+
 /// What a point is made of, with its label (0 = background … 4 = pancreas).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tissue {
@@ -16,13 +21,13 @@ const fn tissue(hu: f32) -> Tissue {
 
 /// An ellipsoid with a bounding-box test first.
 #[derive(Debug, Clone, Copy)]
-struct Ellipsoid {
-    center: [f32; 3],
+pub(super) struct Ellipsoid {
+    pub(super) center: [f32; 3],
     inv_radii: [f32; 3],
 }
 
 impl Ellipsoid {
-    fn new(center: [f32; 3], radii: [f32; 3]) -> Self {
+    pub(super) fn new(center: [f32; 3], radii: [f32; 3]) -> Self {
         Self {
             center,
             inv_radii: radii.map(|r| 1.0 / r.max(1.0)),
@@ -31,7 +36,7 @@ impl Ellipsoid {
 
     /// Squared normalized distance: < 1 inside.
     #[inline]
-    fn level(&self, p: [f32; 3]) -> f32 {
+    pub(super) fn level(&self, p: [f32; 3]) -> f32 {
         (0..3)
             .map(|a| ((p[a] - self.center[a]) * self.inv_radii[a]).powi(2))
             .sum()
@@ -101,13 +106,6 @@ impl Tube {
     }
 }
 
-/// Contrast phase: which tissues enhance.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Phase {
-    NonContrast,
-    PortalVenous,
-}
-
 /// All shapes of one case.
 #[derive(Debug, Clone)]
 pub struct Anatomy {
@@ -125,9 +123,11 @@ pub struct Anatomy {
     bowel: Vec<(Ellipsoid, bool)>,
     aorta: [f32; 3],
     ivc: [f32; 3],
-    phase: Phase,
-    /// HU of the organs: liver, kidney cortex, kidney medulla, spleen, pancreas, vessels, bowel.
-    organ_hu: [f32; 7],
+    /// Every structure's HU for this case.
+    look: Appearance,
+    /// Structures beyond the organs' neighbours (psoas, gallbladder, adrenals, arms, the
+    /// table, cartilage, lesions); `None` for the earlier, plainer phantoms.
+    surroundings: Option<Surroundings>,
 }
 
 fn jitter<R: Rng>(rng: &mut R, p: [f32; 3], by: f32) -> [f32; 3] {
@@ -143,7 +143,7 @@ impl Anatomy {
     /// A random anatomy. Positions follow the abdomen: liver on the patient's right
     /// (x < 0), spleen left and posterior, kidneys beside the spine, pancreas across the
     /// midline in front of the aorta, its head in the duodenal C-loop.
-    pub fn random<R: Rng>(rng: &mut R, phase: Phase) -> Self {
+    pub fn random<R: Rng>(rng: &mut R, look: Appearance, surroundings: bool) -> Self {
         let body = [
             rng.random_range(145.0..175.0),
             rng.random_range(105.0..125.0),
@@ -223,23 +223,16 @@ impl Anatomy {
             })
             .collect();
 
-        let enhance = |plain: f32, venous: f32| match phase {
-            Phase::NonContrast => plain,
-            Phase::PortalVenous => venous,
-        };
-        let organ_hu = [
-            enhance(58.0, 105.0), // liver
-            enhance(33.0, 175.0), // kidney cortex
-            enhance(30.0, 125.0), // kidney medulla
-            enhance(47.0, 112.0), // spleen
-            enhance(42.0, 98.0),  // pancreas
-            enhance(40.0, 160.0), // vessels
-            enhance(38.0, 95.0),  // enhancing bowel wall and duodenum
-        ];
+        // Drawn in the order the earlier phantoms drew them, the surroundings last.
+        let subcutaneous_fat = rng.random_range(8.0..28.0);
+        let muscle = rng.random_range(7.0..13.0);
+        let aorta = [12.0 + rng.random_range(-4.0..4.0), 28.0, 11.0];
+        let ivc = [-22.0 + rng.random_range(-4.0..4.0), 30.0, 12.0];
+        let surroundings = surroundings.then(|| Surroundings::random(rng, body, &liver, &kidneys));
         Self {
             body,
-            subcutaneous_fat: rng.random_range(8.0..28.0),
-            muscle: rng.random_range(7.0..13.0),
+            subcutaneous_fat,
+            muscle,
             liver,
             spleen,
             kidneys,
@@ -249,10 +242,10 @@ impl Anatomy {
             splenic_vein,
             stomach,
             bowel,
-            aorta: [12.0 + rng.random_range(-4.0..4.0), 28.0, 11.0],
-            ivc: [-22.0 + rng.random_range(-4.0..4.0), 30.0, 12.0],
-            phase,
-            organ_hu,
+            aorta,
+            ivc,
+            look,
+            surroundings,
         }
     }
 
@@ -262,20 +255,25 @@ impl Anatomy {
     pub fn sample(&self, body_point: [f32; 3], organ_point: [f32; 3]) -> Tissue {
         let [x, y, _] = body_point;
         let radial = (x / self.body[0]).powi(2) + (y / self.body[1]).powi(2);
+        let look = &self.look;
         if radial >= 1.0 {
-            return tissue(-1000.0);
+            return self
+                .surroundings
+                .as_ref()
+                .and_then(|s| s.outside(body_point, look))
+                .unwrap_or(tissue(-1000.0));
         }
         // Depth below the skin, approximately, in mm.
         let depth = (1.0 - radial.sqrt()) * self.body[1];
         if depth < 2.0 {
-            return tissue(25.0);
+            return tissue(look.hu(Structure::Muscle) - 15.0);
         }
         if depth < 2.0 + self.subcutaneous_fat {
-            return tissue(-105.0);
+            return tissue(look.hu(Structure::Fat) - 10.0);
         }
         let wall = 2.0 + self.subcutaneous_fat + self.muscle;
         if depth < wall {
-            return tissue(52.0);
+            return tissue(look.hu(Structure::Muscle));
         }
         if let Some(t) = self.bone(body_point, depth - wall) {
             return t;
@@ -284,99 +282,124 @@ impl Anatomy {
     }
 
     fn bone(&self, [x, y, z]: [f32; 3], inner_depth: f32) -> Option<Tissue> {
+        let look = &self.look;
+        let (trabecular, cortical) = (look.hu(Structure::Trabecular), look.hu(Structure::Cortical));
         // Vertebral body, canal and posterior elements.
         let spine_y = self.body[1] * 0.45;
         let r2 = x * x + (y - spine_y).powi(2);
         if r2 < 20.0 * 20.0 {
             let disc = (z.rem_euclid(32.0)) < 6.0;
             return Some(tissue(if disc {
-                85.0
+                look.hu(Structure::Muscle) + 35.0
             } else if r2 > 17.0 * 17.0 {
-                650.0
+                cortical
             } else {
-                210.0
+                trabecular
             }));
         }
         let canal_y = spine_y + 29.0;
         if x * x + (y - canal_y).powi(2) < 9.0 * 9.0 {
-            return Some(tissue(15.0));
+            return Some(tissue(look.hu(Structure::Fluid)));
         }
         if (x / 24.0).powi(2) + ((y - canal_y - 16.0) / 9.0).powi(2) < 1.0 {
-            return Some(tissue(520.0));
+            return Some(tissue((trabecular + cortical) / 2.0));
         }
         // Ribs: oblique bands in the upper abdomen, just inside the wall, not in front.
         if z > -30.0 && inner_depth < 9.0 && y > -self.body[1] * 0.4 {
             let angle = y.atan2(x);
             if ((angle * 6.0 + z / 14.0).sin()) > 0.82 {
-                return Some(tissue(620.0));
+                return Some(tissue(cortical * 0.9));
             }
+        }
+        if let Some(t) = self
+            .surroundings
+            .as_ref()
+            .and_then(|s| s.cartilage([x, y, z], inner_depth, self.body, look))
+        {
+            return Some(t);
         }
         // Paraspinal muscles.
         if (x.abs() - 38.0).powi(2) / 400.0 + (y - spine_y - 22.0).powi(2) / 500.0 < 1.0 {
-            return Some(tissue(50.0));
+            return Some(tissue(look.hu(Structure::Muscle)));
         }
         None
     }
 
     fn viscera(&self, p: [f32; 3]) -> Tissue {
-        let hu = &self.organ_hu;
+        let look = &self.look;
+        let veins = look.hu(Structure::Veins);
         let [x, y, _] = p;
         // Vessels first: they run through everything.
         if (x - self.aorta[0]).powi(2) + (y - self.aorta[1]).powi(2) < self.aorta[2].powi(2) {
-            return tissue(hu[5] + 10.0);
+            return tissue(look.hu(Structure::Aorta));
         }
         if p[2] > -90.0
             && (x - self.ivc[0]).powi(2) + (y - self.ivc[1]).powi(2) < self.ivc[2].powi(2)
         {
-            return tissue(hu[5] - 15.0);
+            return tissue(veins - 10.0);
         }
         if self.splenic_vein.contains(p) {
-            return tissue(hu[5]);
+            return tissue(veins);
         }
         if self.pancreas.contains(p) {
             return Tissue {
-                hu: hu[4],
+                hu: look.hu(Structure::Pancreas),
                 label: 4,
             };
         }
         if self.duodenum.contains(p) {
-            return tissue(hu[6] - 8.0);
+            return tissue(look.hu(Structure::BowelWall) - 8.0);
         }
+        let surroundings = self.surroundings.as_ref();
+        if let Some(t) = surroundings.and_then(|s| s.before_organs(p, look)) {
+            return t;
+        }
+        let lesion = || surroundings.and_then(|s| s.lesion(p));
         for (k, kidney) in self.kidneys.iter().enumerate() {
             let level = kidney.level(p);
             if level < 1.0 {
                 if self.kidney_sinus[k].level(p) < 1.0 {
-                    return tissue(-70.0);
+                    return tissue(look.hu(Structure::Fat) + 30.0);
                 }
                 let cortex = level > 0.55;
                 return Tissue {
-                    hu: if cortex { hu[1] } else { hu[2] },
+                    hu: lesion().unwrap_or_else(|| {
+                        look.hu(if cortex {
+                            Structure::KidneyCortex
+                        } else {
+                            Structure::KidneyMedulla
+                        })
+                    }),
                     label: 2,
                 };
             }
         }
         if self.spleen.level(p) < 1.0 {
             return Tissue {
-                hu: hu[3],
+                hu: lesion().unwrap_or(look.hu(Structure::Spleen)),
                 label: 3,
             };
         }
         if self.liver.iter().any(|e| e.level(p) < 1.0) {
             // Hepatic veins and portal branches: darker (plain) or brighter (venous) tubes.
             let vein = ((p[0] * 0.09).sin() * (p[2] * 0.07).cos()).abs() < 0.035;
-            let vessel_hu = match self.phase {
-                Phase::NonContrast => hu[0] - 18.0,
-                Phase::PortalVenous => hu[5],
+            let liver = look.hu(Structure::Liver);
+            let vessel_hu = match look.phase {
+                Phase::NonContrast => liver - 18.0,
+                Phase::Arterial | Phase::PortalVenous => veins,
             };
             return Tissue {
-                hu: if vein { vessel_hu } else { hu[0] },
+                hu: lesion().unwrap_or(if vein { vessel_hu } else { liver }),
                 label: 1,
             };
+        }
+        if let Some(t) = surroundings.and_then(|s| s.after_organs(p, self.body[1] * 0.45, look)) {
+            return t;
         }
         if self.stomach.level(p) < 1.0 {
             // Gas rises anteriorly.
             let gas = p[1] < self.stomach.center[1] - 0.35 / self.stomach.inv_radii[1];
-            return tissue(if gas { -900.0 } else { 18.0 });
+            return tissue(if gas { -900.0 } else { look.gut_contents });
         }
         for (loop_shape, gas) in &self.bowel {
             let level = loop_shape.level(p);
@@ -384,13 +407,13 @@ impl Anatomy {
                 return tissue(if *gas && level < 0.45 {
                     -850.0
                 } else if level > 0.7 {
-                    hu[6]
+                    look.hu(Structure::BowelWall)
                 } else {
-                    25.0
+                    look.gut_contents
                 });
             }
         }
         // Mesenteric and retroperitoneal fat.
-        tissue(-92.0)
+        tissue(look.hu(Structure::Fat) + 12.0)
     }
 }

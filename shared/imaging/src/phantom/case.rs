@@ -1,25 +1,48 @@
-//! One phantom case: sampling the anatomy on a random grid, with the center's noise and
-//! intensity calibration, written in a random voxel order with a correct affine.
+//! One phantom case: sampling the anatomy on a random grid with the case's look (contrast
+//! phase, HU, slice averaging, blur, correlated noise, offset field) and the center's
+//! calibration, written in a random voxel order with a correct affine.
 
 use ndarray::{Array3, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
-use super::anatomy::{Anatomy, Phase};
+use super::{
+    anatomy::Anatomy,
+    appearance::{Appearance, Phase},
+    scanner,
+};
 use crate::{Geometry, ImagingError, Volume, orientation::Reorientation};
 
-/// A scanner site: its noise, calibration and contrast protocol.
+/// How phantoms are made: as before appearance randomization (one fixed look per
+/// contrast phase, one phase per site, the organs' neighbours only), with randomized
+/// looks, or with randomized looks and the surroundings (the default). The first two are
+/// kept for comparisons (docs/benchmarks.md, "Real CT").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Earlier,
+    RandomLook,
+    Full,
+}
+
+/// A scanner site: its typical noise, its calibration, and how its phantoms are made.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Center {
     pub noise_std: f32,
     pub offset: f32,
     pub scale: f32,
-    pub phase_venous: bool,
+    /// The site's contrast protocol in [`Style::Earlier`] (portal venous or none); other
+    /// styles draw the phase per case.
+    pub venous_site: bool,
+    pub style: Style,
 }
 
 impl Center {
+    /// The same site making phantoms in `style`.
+    pub fn with_style(self, style: Style) -> Self {
+        Self { style, ..self }
+    }
+
     /// Center `index` of a dataset made with `seed`.
     pub fn new(seed: u64, index: usize) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0FFEE ^ (index as u64) << 32);
@@ -28,7 +51,8 @@ impl Center {
             offset: rng.random_range(-15.0..15.0),
             scale: rng.random_range(0.95..1.05),
             // Most abdominal CT is portal venous; one site in three scans without contrast.
-            phase_venous: index % 3 != 1,
+            venous_site: index % 3 != 1,
+            style: Style::Full,
         }
     }
 }
@@ -39,6 +63,7 @@ pub struct PhantomCase {
     pub image: Volume<i16>,
     pub labels: Volume<u8>,
     pub center: Center,
+    pub appearance: Appearance,
 }
 
 /// Smooth deformation: a few long sinusoids per axis, precomputed per row and column.
@@ -85,12 +110,18 @@ pub fn generate_case(
 ) -> Result<PhantomCase, ImagingError> {
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64);
-    let phase = if center.phase_venous {
-        Phase::PortalVenous
-    } else {
-        Phase::NonContrast
+    let look = match center.style {
+        Style::RandomLook | Style::Full => Appearance::random(&mut rng, center.noise_std / 15.0),
+        Style::Earlier => Appearance::fixed(
+            if center.venous_site {
+                Phase::PortalVenous
+            } else {
+                Phase::NonContrast
+            },
+            center.noise_std,
+        ),
     };
-    let anatomy = Anatomy::random(&mut rng, phase);
+    let anatomy = Anatomy::random(&mut rng, look.clone(), center.style == Style::Full);
     let warp = Warp::random(&mut rng);
 
     let random_grid = {
@@ -121,20 +152,16 @@ pub fn generate_case(
     let tilt: f32 = rng.random_range(-3.0f32..3.0).to_radians();
     let (sin_yaw, cos_yaw) = yaw.sin_cos();
     let (sin_tilt, cos_tilt) = tilt.sin_cos();
-    let noise = Normal::new(0.0f32, center.noise_std).map_err(|e| {
-        ImagingError::InvalidParameter(format!("noise level {}: {e}", center.noise_std))
-    })?;
     let noise_seed: u64 = rng.random();
 
     let half = (matrix as f32 - 1.0) / 2.0;
-    let mut hu = Array3::<i16>::zeros((slices, matrix, matrix));
+    let mut hu = Array3::<f32>::zeros((slices, matrix, matrix));
     let mut labels = Array3::<u8>::zeros((slices, matrix, matrix));
     hu.axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(labels.axis_iter_mut(Axis(0)))
         .enumerate()
         .for_each(|(z, (mut hu_slice, mut label_slice))| {
-            let mut slice_rng = ChaCha8Rng::seed_from_u64(noise_seed ^ z as u64);
             let pz = z_bottom + z as f32 * thickness;
             for yi in 0..matrix {
                 let py = (yi as f32 - half) * spacing;
@@ -152,13 +179,17 @@ pub fn generate_case(
                         rz + warp.along(2, ry),
                     ];
                     let t = anatomy.sample(body, organ);
-                    let value =
-                        (t.hu + noise.sample(&mut slice_rng)) * center.scale + center.offset;
-                    hu_slice[[yi, xi]] = value.round().clamp(-1024.0, 3071.0) as i16;
+                    let offset = if t.hu > -500.0 {
+                        look.offset_at(body)
+                    } else {
+                        0.0
+                    };
+                    hu_slice[[yi, xi]] = t.hu + offset;
                     label_slice[[yi, xi]] = t.label;
                 }
             }
         });
+    let hu = scanner::render(&hu, &look, &center, noise_seed)?;
 
     // Voxel order as files come: LPS (DICOM-like), RAS (nibabel canonical) or LAS.
     let flips = [
@@ -198,5 +229,6 @@ pub fn generate_case(
             data: reorientation.from_canonical(labels.view()),
         },
         center,
+        appearance: look,
     })
 }

@@ -2,15 +2,22 @@
 //! that intensity thresholds fail (the pancreas sits among neighbours of nearly its HU).
 //!
 //! Per case: body size, organ sizes and positions, rotation, a smooth deformation, number
-//! of slices, slice thickness, in-plane resolution and voxel order (LPS, RAS or LAS) vary.
-//! Per "center": noise, intensity offset and scale, and the contrast phase.
+//! of slices, slice thickness, in-plane resolution and voxel order (LPS, RAS or LAS) vary,
+//! and so does the look ([`appearance`]: contrast phase, every structure's HU, noise,
+//! blur, slice averaging, a smooth offset field). Per "center": the noise level, intensity
+//! offset and scale.
 
 mod anatomy;
+pub mod appearance;
 mod case;
 pub mod difficulty;
+mod scanner;
+mod surroundings;
+mod template;
 
 pub use anatomy::{Anatomy, Tissue};
-pub use case::{Center, Grid, PhantomCase, generate_case};
+pub use case::{Center, Grid, PhantomCase, Style, generate_case};
+pub use template::{Template, template_variant};
 
 /// The AbdomenCT-1K file names of case `index` (1-based): image and label.
 pub fn case_file_names(index: usize) -> (String, String) {

@@ -122,6 +122,10 @@ pub struct EpochReport {
     pub train: Overlap,
     pub validation: Overlap,
     pub seconds: f64,
+    /// Overlap on real cases scored beside the validation split (never used to choose
+    /// the best epoch), when the job names some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_validation: Option<Overlap>,
 }
 
 /// Whether to go on after an epoch.
@@ -376,6 +380,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             train: train_overlap,
             validation,
             seconds: started.elapsed().as_secs_f64(),
+            real_validation: None,
         })
     }
 

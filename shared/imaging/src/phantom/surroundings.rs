@@ -1,0 +1,203 @@
+//! What lies around the organs in a real scan and a model must learn to reject: the psoas
+//! muscles, the gallbladder in the liver's bed, the adrenals above the kidneys, costal
+//! cartilage, arms at the sides (or raised out of the field), the scanner's table, and
+//! cysts and lesions inside the organs (which keep the organ's label, as in AbdomenCT-1K).
+//! Coordinates as in [`super::Anatomy`]: canonical mm, x toward the patient's left,
+//! y posterior, z superior.
+
+use rand::Rng;
+
+use super::{
+    Tissue,
+    anatomy::Ellipsoid,
+    appearance::{Appearance, Structure},
+};
+
+const fn tissue(hu: f32) -> Tissue {
+    Tissue { hu, label: 0 }
+}
+
+/// Arms at the patient's sides: the centre of each arm's cross-section from the midline
+/// and its radii (mm).
+#[derive(Debug, Clone, Copy)]
+struct Arms {
+    x: f32,
+    y: f32,
+    radii: [f32; 2],
+}
+
+/// A lesion: its shape and HU (it keeps the label of the organ it lies in).
+#[derive(Debug, Clone, Copy)]
+struct Lesion {
+    shape: Ellipsoid,
+    hu: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Surroundings {
+    psoas_x: f32,
+    psoas_growth: f32,
+    gallbladder: Option<Ellipsoid>,
+    adrenals: [Ellipsoid; 2],
+    arms: Option<Arms>,
+    /// The table's top surface (y, mm), below the patient's back.
+    table: Option<f32>,
+    lesions: Vec<Lesion>,
+}
+
+impl Surroundings {
+    /// Random surroundings for a body of half-axes `body` with these organs.
+    pub(super) fn random<R: Rng>(
+        rng: &mut R,
+        body: [f32; 2],
+        liver: &[Ellipsoid; 2],
+        kidneys: &[Ellipsoid; 2],
+    ) -> Self {
+        let main_liver = liver[0].center;
+        let gallbladder = rng.random_bool(0.8).then(|| {
+            Ellipsoid::new(
+                [
+                    main_liver[0] + rng.random_range(15.0..35.0),
+                    main_liver[1] - rng.random_range(20.0..40.0),
+                    main_liver[2] - rng.random_range(30.0..50.0),
+                ],
+                [
+                    rng.random_range(10.0..18.0),
+                    rng.random_range(12.0..20.0),
+                    rng.random_range(22.0..40.0),
+                ],
+            )
+        });
+        let adrenals = [0, 1].map(|k| {
+            let c = kidneys[k].center;
+            let toward_midline = if c[0] > 0.0 { -1.0 } else { 1.0 };
+            Ellipsoid::new(
+                [c[0] + toward_midline * 12.0, c[1] - 6.0, c[2] + 50.0],
+                [4.0, 13.0, 14.0],
+            )
+        });
+        let arms = rng.random_bool(0.5).then(|| Arms {
+            x: body[0] + rng.random_range(15.0..45.0),
+            y: rng.random_range(-20.0..30.0),
+            radii: [rng.random_range(30.0..45.0), rng.random_range(38.0..55.0)],
+        });
+        let table = rng
+            .random_bool(0.7)
+            .then(|| body[1] + rng.random_range(2.0..25.0));
+        let lesions = (0..rng.random_range(0..4))
+            .map(|_| {
+                // In the liver most often, else a kidney cyst.
+                let host = if rng.random_bool(0.7) {
+                    liver[0].center
+                } else {
+                    kidneys[rng.random_range(0..2)].center
+                };
+                let radius = rng.random_range(4.0..18.0);
+                Lesion {
+                    shape: Ellipsoid::new(
+                        host.map(|v| v + rng.random_range(-25.0..25.0)),
+                        [radius, radius * rng.random_range(0.8..1.2), radius],
+                    ),
+                    // Cysts near water; solid lesions darker or brighter than the organ.
+                    hu: if rng.random_bool(0.5) {
+                        rng.random_range(0.0..20.0)
+                    } else {
+                        rng.random_range(-40.0..40.0)
+                    },
+                }
+            })
+            .collect();
+        Self {
+            psoas_x: rng.random_range(28.0..38.0),
+            psoas_growth: rng.random_range(0.12..0.2),
+            gallbladder,
+            adrenals,
+            arms,
+            table,
+            lesions,
+        }
+    }
+
+    /// Outside the body outline: an arm, the table, or nothing (air).
+    pub(super) fn outside(&self, [x, y, _]: [f32; 3], look: &Appearance) -> Option<Tissue> {
+        if let Some(arms) = self.arms {
+            let r = ((x.abs() - arms.x) / arms.radii[0]).powi(2)
+                + ((y - arms.y) / arms.radii[1]).powi(2);
+            if r < 1.0 {
+                return Some(tissue(if r < 0.04 {
+                    look.hu(Structure::Cortical)
+                } else if r < 0.08 {
+                    look.hu(Structure::Trabecular)
+                } else if r > 0.8 {
+                    look.hu(Structure::Fat)
+                } else {
+                    look.hu(Structure::Muscle)
+                }));
+            }
+        }
+        if let Some(top) = self.table
+            && x.abs() < 230.0
+            && (top..top + 14.0).contains(&y)
+        {
+            // A carbon shell around a foam core.
+            let shell = y < top + 2.0 || y > top + 12.0;
+            return Some(tissue(if shell { 250.0 } else { -800.0 }));
+        }
+        None
+    }
+
+    /// Costal cartilage: the ribs' anterior ends in the upper abdomen, just inside the wall.
+    pub(super) fn cartilage(
+        &self,
+        [x, y, z]: [f32; 3],
+        inner_depth: f32,
+        body: [f32; 2],
+        look: &Appearance,
+    ) -> Option<Tissue> {
+        if z > 15.0 && inner_depth < 8.0 && y < -body[1] * 0.4 && x.abs() > 15.0 {
+            let angle = y.atan2(x);
+            if (angle * 6.0 + z / 14.0).sin() > 0.8 {
+                return Some(tissue(look.hu(Structure::Trabecular) * 0.6));
+            }
+        }
+        None
+    }
+
+    /// Inside the abdomen, before the organs: the gallbladder (carved out of the liver).
+    pub(super) fn before_organs(&self, p: [f32; 3], look: &Appearance) -> Option<Tissue> {
+        match self.gallbladder {
+            Some(g) if g.level(p) < 1.0 => Some(tissue(look.hu(Structure::Fluid))),
+            _ => None,
+        }
+    }
+
+    /// Inside the abdomen, after the organs: the psoas muscles (growing toward the
+    /// pelvis) beside the spine, and the adrenals.
+    pub(super) fn after_organs(
+        &self,
+        [x, y, z]: [f32; 3],
+        spine_y: f32,
+        look: &Appearance,
+    ) -> Option<Tissue> {
+        let radius = 5.0 + (10.0 - z).max(0.0) * self.psoas_growth;
+        if z < 20.0
+            && ((x.abs() - self.psoas_x) / radius).powi(2)
+                + ((y - spine_y + 4.0) / (radius * 0.9)).powi(2)
+                < 1.0
+        {
+            return Some(tissue(look.hu(Structure::Muscle)));
+        }
+        if self.adrenals.iter().any(|a| a.level([x, y, z]) < 1.0) {
+            return Some(tissue(look.hu(Structure::Muscle) + 5.0));
+        }
+        None
+    }
+
+    /// A lesion's HU at `p` inside an organ, if one is there.
+    pub(super) fn lesion(&self, p: [f32; 3]) -> Option<f32> {
+        self.lesions
+            .iter()
+            .find(|l| l.shape.level(p) < 1.0)
+            .map(|l| l.hu)
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Scores a registered model on the two shared real CTs: `abdoseg segment`, then IoU twice,
+by `abdoseg evaluate` and independently with nibabel/numpy (they must agree).
+
+    python3 tests/tools/score_real.py [--abdoseg target/release/abdoseg] [--model latest]
+
+The store is the CLI's default (or ABDOSEG_STORE / XDG_DATA_HOME, as for the CLI). The
+DICOM case is converted with pydicom first (tests/tools/dicom_to_nifti.py). Prints one
+Markdown row per case; organs a case does not contain print as a dash.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+ORGANS = ["liver", "kidney", "spleen", "pancreas"]
+
+
+def real_cases(workdir: Path):
+    """(name, image, labels) of the shared real cases, the DICOM one converted."""
+    abdomen = DATA / "real-abdomen"
+    yield "real-abdomen", abdomen / "images/Case_00001_0000.nii.gz", abdomen / "labels/Case_00001.nii.gz"
+    dicom = DATA / "real-dicom"
+    image = workdir / "real-dicom_0000.nii.gz"
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests/tools/dicom_to_nifti.py"), str(dicom / "dicom"),
+         str(dicom / "labels.nii.gz"), str(image)],
+        check=True,
+    )
+    yield "real-dicom", image, dicom / "labels.nii.gz"
+
+
+def iou(prediction: np.ndarray, truth: np.ndarray, organ: int):
+    p, t = prediction == organ, truth == organ
+    if not t.any():
+        return None
+    return float((p & t).sum() / (p | t).sum())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--abdoseg", default=str(ROOT / "target/release/abdoseg"))
+    parser.add_argument("--model", default="latest")
+    parser.add_argument("--json", help="write the scores here as JSON")
+    args = parser.parse_args()
+    scores = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for name, image, labels in real_cases(workdir):
+            out = workdir / f"{name}_prediction.nii.gz"
+            subprocess.run([args.abdoseg, "segment", str(image), str(out), "--model", args.model],
+                           check=True, stdout=subprocess.DEVNULL)
+            report = subprocess.run([args.abdoseg, "evaluate", str(out), str(labels), "--json", "--no-surface"],
+                                    check=True, capture_output=True, text=True).stdout
+            by_cli = {c["name"]: c.get("iou") for c in json.loads(report)["classes"]}
+            prediction = np.asarray(nib.load(out).dataobj).astype(np.uint8)
+            truth = np.asarray(nib.load(labels).dataobj).astype(np.uint8)
+            case = {}
+            for k, organ in enumerate(ORGANS, start=1):
+                value = iou(prediction, truth, k)
+                if value is not None and by_cli.get(organ) is not None and abs(value - by_cli[organ]) > 1e-6:
+                    raise SystemExit(f"{name} {organ}: evaluate says {by_cli[organ]}, numpy {value}")
+                case[organ] = value
+            scores[name] = case
+            cells = " | ".join("—" if case[o] is None else f"{case[o]:.2f}" for o in ORGANS)
+            print(f"| {name} | {cells} |", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(scores, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
