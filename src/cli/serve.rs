@@ -71,6 +71,10 @@ struct InferenceArgs {
         default_value = "auto"
     )]
     inference_device: DeviceName,
+    /// Answer `latest` with an error while the store has no trained model, instead of the
+    /// model shipped in the binary (shared/registry/bundled/README.md).
+    #[arg(long, env = "ABDOSEG_NO_BUNDLED_MODEL")]
+    no_bundled_model: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -93,6 +97,7 @@ impl InferenceArgs {
                 DeviceName::Cpu => DeviceRequest::Cpu,
                 DeviceName::Cuda => DeviceRequest::Cuda,
             },
+            bundled_model: !self.no_bundled_model,
             ..InferenceLimits::default()
         }
     }

@@ -349,11 +349,16 @@ async fn two_models_and_a_bounded_queue() {
     harness.stack.stop().await.unwrap();
 }
 
-/// With a default model the service is NOT_SERVING until the model is loaded.
+/// With a default model the service is NOT_SERVING until the model is loaded (here with
+/// the shipped model turned off: `latest` waits for a trained one).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_default_model_gates_serving() {
     let options = Options {
         default_model: Some("latest".into()),
+        inference: abdoseg_inference::InferenceLimits {
+            bundled_model: false,
+            ..Default::default()
+        },
         ..Options::default()
     };
     let harness = Harness::start_with(Storage::in_memory(), options, None).await;
@@ -385,5 +390,58 @@ async fn a_default_model_gates_serving() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(serving, "SERVING once the default model could be loaded");
+    harness.stack.stop().await.unwrap();
+}
+
+/// An empty store answers `latest` with the model shipped in the binary: it loads, and
+/// segments the real CT on its exact grid with the organs where the reference has them
+/// (a floor well below what docs/benchmarks.md records, to catch a broken bundle or a
+/// preprocessing drift). The training service's registry stays empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shipped_model_answers_while_the_store_has_none() {
+    let harness = Harness::start().await;
+    let mut client = InferenceServiceClient::new(harness.channel.clone());
+    put_real_ct(&harness.storage).await;
+    let response = client
+        .segment(request("volumes/real.nii.gz", "latest"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.summary.as_ref().unwrap().model_id,
+        abdoseg_registry::BUNDLED_MODEL_ID
+    );
+    segment_and_check(
+        &harness,
+        &mut client,
+        "volumes/real.nii.gz",
+        abdoseg_registry::BUNDLED_MODEL_ID,
+    )
+    .await;
+    let written = harness
+        .storage
+        .get(&Key::parse(&response.label_map.unwrap().key).unwrap())
+        .await
+        .unwrap();
+    let predicted = read_labels(&written, &ReadLimits::default()).unwrap();
+    let truth_bytes = std::fs::read(real_case_dir().join("labels/Case_00001.nii.gz")).unwrap();
+    let truth = read_labels(&truth_bytes, &ReadLimits::default()).unwrap();
+    for (organ, floor) in [(1u8, 0.75), (2, 0.7), (3, 0.7)] {
+        let (mut both, mut either) = (0u64, 0u64);
+        for (&p, &t) in predicted.data.iter().zip(truth.data.iter()) {
+            both += u64::from(p == organ && t == organ);
+            either += u64::from(p == organ || t == organ);
+        }
+        let iou = both as f64 / either.max(1) as f64;
+        assert!(iou > floor, "organ {organ}: IoU {iou:.3}");
+    }
+    let mut training = TrainingServiceClient::new(harness.channel.clone());
+    let latest = training
+        .get_model(abdoseg_protos::training::v1::GetModelRequest {
+            model_id: "latest".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(latest.code(), Code::NotFound, "no trained model yet");
     harness.stack.stop().await.unwrap();
 }

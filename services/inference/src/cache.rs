@@ -15,9 +15,10 @@ use abdoseg_model::{
     device::{CpuBackend, Device},
     weights,
 };
-use abdoseg_registry::ModelRecord;
-use abdoseg_storage::{Id, Key, Storage};
+use abdoseg_registry::{BUNDLED_MODEL_ID, ModelRecord, bundled_weights};
+use abdoseg_storage::{Id, Key, Storage, StorageError};
 use burn::module::Module;
+use bytes::Bytes;
 
 use crate::Error;
 
@@ -74,15 +75,31 @@ pub struct WarmModel {
 pub struct ModelCache {
     device: Device,
     capacity_bytes: u64,
+    /// `latest` falls back to the shipped model while the store has no trained one.
+    bundled: bool,
     entries: Mutex<Vec<Arc<WarmModel>>>,
 }
 
 impl ModelCache {
-    pub fn new(capacity_bytes: u64, device: Device) -> Self {
+    pub fn new(capacity_bytes: u64, device: Device, bundled: bool) -> Self {
         Self {
             device,
             capacity_bytes,
+            bundled,
             entries: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The record `model_id` names: the store's, or the shipped model's for its id (and
+    /// for `latest` while the store has none, when allowed).
+    async fn record(&self, storage: &Storage, model_id: &str) -> Result<ModelRecord, Error> {
+        match abdoseg_registry::resolve(storage, model_id).await {
+            Err(StorageError::NotFound { .. })
+                if self.bundled && (model_id.is_empty() || model_id == "latest") =>
+            {
+                abdoseg_registry::bundled_record().map_err(Error::Internal)
+            }
+            other => Ok(other?),
         }
     }
 
@@ -116,11 +133,15 @@ impl ModelCache {
                 return Ok(model);
             }
         }
-        let record = abdoseg_registry::resolve(storage, model_id).await?;
+        let record = self.record(storage, model_id).await?;
         if let Some(model) = self.touch(&record.model_id) {
             return Ok(model);
         }
-        let bytes = storage.get(&Key::parse(&record.weights_key)?).await?;
+        let bytes = if record.model_id == BUNDLED_MODEL_ID {
+            Bytes::from_static(bundled_weights())
+        } else {
+            storage.get(&Key::parse(&record.weights_key)?).await?
+        };
         let device = self.device;
         let model = tokio::task::spawn_blocking(move || load(record, &bytes, device))
             .await

@@ -46,6 +46,9 @@ pub struct InferenceLimits {
     pub cache_bytes: u64,
     /// Where inference runs; `Auto` takes CUDA when a driver is there.
     pub device: DeviceRequest,
+    /// Whether `latest` falls back to the model shipped in the binary while the store has
+    /// no trained model.
+    pub bundled_model: bool,
 }
 
 impl Default for InferenceLimits {
@@ -58,6 +61,7 @@ impl Default for InferenceLimits {
             max_voxel_bytes: 2 << 30,
             cache_bytes: 2 << 30,
             device: DeviceRequest::Auto,
+            bundled_model: true,
         }
     }
 }
@@ -93,7 +97,11 @@ impl InferenceService {
         Ok(Self {
             storage,
             device,
-            cache: Arc::new(ModelCache::new(limits.cache_bytes, device)),
+            cache: Arc::new(ModelCache::new(
+                limits.cache_bytes,
+                device,
+                limits.bundled_model,
+            )),
             queue: Gate::new("segmentations", limits.concurrency, limits.queue_capacity),
             ready: Arc::new(AtomicBool::new(default_model.is_none())),
             default_model,

@@ -11,6 +11,10 @@ use abdoseg_model::{
 use abdoseg_storage::{Id, Storage, StorageError, keys::ModelKeys};
 use serde::{Deserialize, Serialize};
 
+mod bundled;
+
+pub use bundled::{BUNDLED_MODEL_ID, bundled_record, bundled_weights};
+
 /// How the loss weighs classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,9 +77,15 @@ impl ModelRecord {
     }
 }
 
-/// A model by id, or the newest one for `latest` (or an empty id). Model ids sort by
-/// creation time.
+/// A model by id (the shipped model's id included), or the newest one for `latest` (or an
+/// empty id). Model ids sort by creation time.
 pub async fn resolve(storage: &Storage, model_id: &str) -> Result<ModelRecord, StorageError> {
+    if model_id == BUNDLED_MODEL_ID {
+        return bundled_record().map_err(|reason| StorageError::Refused {
+            key: model_id.to_owned(),
+            reason,
+        });
+    }
     if !model_id.is_empty() && model_id != "latest" {
         return storage
             .get_json(&ModelKeys::new(&Id::parse(model_id)?).record())

@@ -396,6 +396,9 @@ impl Anatomy {
         if let Some(t) = surroundings.and_then(|s| s.after_organs(p, self.body[1] * 0.45, look)) {
             return t;
         }
+        if let Some(t) = surroundings.and_then(|s| s.ends(p, self.body, look)) {
+            return t;
+        }
         if self.stomach.level(p) < 1.0 {
             // Gas rises anteriorly.
             let gas = p[1] < self.stomach.center[1] - 0.35 / self.stomach.inv_radii[1];

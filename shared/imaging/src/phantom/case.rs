@@ -101,7 +101,8 @@ pub struct Grid {
 
 /// Generates case `index` (1-based) of a dataset made with `seed` at `center`, on a
 /// random grid (224–320 pixels over a 360–440 mm field of view, 2–5 mm slices over
-/// 200–250 mm) unless `grid` fixes one.
+/// 260–360 mm from the pelvis to the lung bases in the full style, 200–250 mm of the
+/// abdomen in the others) unless `grid` fixes one.
 pub fn generate_case(
     seed: u64,
     index: usize,
@@ -128,10 +129,15 @@ pub fn generate_case(
         let matrix: usize = rng.random_range(224..=320);
         let fov: f32 = rng.random_range(360.0..440.0);
         let thickness: f32 = [2.0, 2.5, 3.0, 4.0, 5.0][rng.random_range(0..5)];
-        let extent: f32 = rng.random_range(200.0..250.0);
+        // The full style reaches from the pelvis to the lung bases, as abdominal scans do.
+        let extent: f32 = if center.style == Style::Full {
+            rng.random_range(260.0..360.0)
+        } else {
+            rng.random_range(200.0..250.0)
+        };
         Grid {
             matrix,
-            slices: ((extent / thickness).round() as usize).clamp(40, 125),
+            slices: ((extent / thickness).round() as usize).clamp(40, 160),
             spacing: fov / matrix as f32,
             thickness,
         }
@@ -147,7 +153,11 @@ pub fn generate_case(
             "phantom grid {grid:?}"
         )));
     }
-    let z_bottom: f32 = rng.random_range(-125.0..-105.0);
+    let z_bottom: f32 = if center.style == Style::Full {
+        rng.random_range(-215.0..-150.0)
+    } else {
+        rng.random_range(-125.0..-105.0)
+    };
     let yaw: f32 = rng.random_range(-8.0f32..8.0).to_radians();
     let tilt: f32 = rng.random_range(-3.0f32..3.0).to_radians();
     let (sin_yaw, cos_yaw) = yaw.sin_cos();

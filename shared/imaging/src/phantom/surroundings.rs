@@ -33,8 +33,21 @@ struct Lesion {
     hu: f32,
 }
 
+/// The chest above the diaphragm and the pelvis below the abdomen.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    /// Height (z, mm) of the diaphragm's domes at the sides; the centre sits lower.
+    dome: f32,
+    heart: Ellipsoid,
+    /// Where the iliac wings begin (z, mm) and how far apart they sit.
+    iliac_top: f32,
+    iliac_x: f32,
+    bladder: Ellipsoid,
+}
+
 #[derive(Debug, Clone)]
 pub struct Surroundings {
+    ends: Ends,
     psoas_x: f32,
     psoas_growth: f32,
     gallbladder: Option<Ellipsoid>,
@@ -107,7 +120,30 @@ impl Surroundings {
                 }
             })
             .collect();
+        let dome = main_liver[2] + rng.random_range(45.0..70.0);
+        let ends = Ends {
+            dome,
+            heart: Ellipsoid::new(
+                [
+                    rng.random_range(5.0..25.0),
+                    -body[1] * 0.25,
+                    dome + rng.random_range(35.0..55.0),
+                ],
+                [55.0, 45.0, 50.0].map(|r| r * rng.random_range(0.85..1.15)),
+            ),
+            iliac_top: rng.random_range(-120.0..-95.0),
+            iliac_x: rng.random_range(60.0..80.0),
+            bladder: Ellipsoid::new(
+                [0.0, -body[1] * 0.35, rng.random_range(-215.0..-185.0)],
+                [
+                    rng.random_range(25.0..45.0),
+                    rng.random_range(20.0..35.0),
+                    rng.random_range(20.0..35.0),
+                ],
+            ),
+        };
         Self {
+            ends,
             psoas_x: rng.random_range(28.0..38.0),
             psoas_growth: rng.random_range(0.12..0.2),
             gallbladder,
@@ -169,6 +205,46 @@ impl Surroundings {
             Some(g) if g.level(p) < 1.0 => Some(tissue(look.hu(Structure::Fluid))),
             _ => None,
         }
+    }
+
+    /// Above the diaphragm and below the abdomen, where no organ is: the heart and the
+    /// lung bases (air, thin vessels) over the domes, which sit higher at the sides and
+    /// dip toward the back; the iliac wings and the bladder in the pelvis.
+    pub(super) fn ends(&self, p: [f32; 3], body: [f32; 2], look: &Appearance) -> Option<Tissue> {
+        let [x, y, z] = p;
+        let ends = &self.ends;
+        let side = (x / body[0]).abs().min(1.0);
+        let diaphragm = ends.dome - 25.0 * (1.0 - side) - 30.0 * (y / body[1]).max(0.0);
+        if z > diaphragm {
+            if ends.heart.level(p) < 1.0 {
+                return Some(tissue(look.hu(Structure::Veins)));
+            }
+            let vessel = ((x * 0.21).sin() * (y * 0.17).cos() * (z * 0.13).sin()).abs() < 0.02;
+            return Some(tissue(if vessel {
+                look.hu(Structure::Veins) - 20.0
+            } else {
+                -860.0
+            }));
+        }
+        if ends.bladder.level(p) < 1.0 {
+            return Some(tissue(look.hu(Structure::Fluid)));
+        }
+        // The iliac wings: curved plates of bone behind and beside the pelvis, widening
+        // downward.
+        if z < ends.iliac_top {
+            let depth = ends.iliac_top - z;
+            let reach = ends.iliac_x + depth * 0.35;
+            let r =
+                ((x.abs() - reach * 0.8) / 18.0).powi(2) + ((y - body[1] * 0.25) / 45.0).powi(2);
+            if r < 1.0 {
+                return Some(tissue(if r > 0.7 {
+                    look.hu(Structure::Cortical)
+                } else {
+                    look.hu(Structure::Trabecular)
+                }));
+            }
+        }
+        None
     }
 
     /// Inside the abdomen, after the organs: the psoas muscles (growing toward the
