@@ -77,6 +77,13 @@ pub struct QuickstartArgs {
     base_filters: u32,
     #[arg(long, default_value_t = 5)]
     depth: u32,
+    /// 2.5D input: axial slices per input (odd; 1 is 2D), --context-step-mm apart
+    /// (docs/benchmarks.md, "Real CT").
+    #[arg(long, default_value_t = 1)]
+    context_slices: u32,
+    /// Distance between the slices of a 2.5D input, mm.
+    #[arg(long, default_value_t = 4.0)]
+    context_step_mm: f32,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -103,6 +110,8 @@ impl QuickstartArgs {
             augmentation: None, // the service's default augmentation
             device: Device::Auto as i32,
             seed: 1,
+            context_slices: self.context_slices,
+            context_step_mm: self.context_step_mm,
             ..TrainingConfig::default()
         }
     }
@@ -116,6 +125,8 @@ impl QuickstartArgs {
             && config.real_validation_dataset_id == wanted.real_validation_dataset_id
             && (config.epochs, config.slices_per_epoch) == (self.epochs, self.slices_per_epoch)
             && (config.depth, config.base_filters) == (self.depth, self.base_filters)
+            && config.context_slices.max(1) == self.context_slices.max(1)
+            && (self.context_slices <= 1 || config.context_step_mm == self.context_step_mm)
     }
 }
 

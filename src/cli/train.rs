@@ -98,6 +98,12 @@ pub struct TrainArgs {
     /// Stop after this many epochs without a better validation IoU; 0: never.
     #[arg(long, default_value_t = 0)]
     patience: u32,
+    /// 2.5D input: axial slices per input (odd; 1 is 2D), --context-step-mm apart.
+    #[arg(long, default_value_t = 1)]
+    context_slices: u32,
+    /// Distance between the slices of a 2.5D input, mm.
+    #[arg(long, default_value_t = 4.0)]
+    context_step_mm: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, value_enum, default_value = "auto")]
@@ -176,6 +182,8 @@ impl TrainArgs {
             } as i32,
             extra_training_dataset_ids: self.extra_datasets.clone(),
             real_validation_dataset_id: self.real_validation.clone().unwrap_or_default(),
+            context_slices: self.context_slices,
+            context_step_mm: self.context_step_mm,
         }
     }
 }

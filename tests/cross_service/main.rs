@@ -13,5 +13,6 @@ mod real_data;
 mod resume;
 mod segment;
 mod shutdown;
+mod slice_context;
 mod telemetry;
 mod training;

@@ -5,7 +5,7 @@
 use abdoseg_protos::{
     preprocessing::v1::preprocessing_service_client::PreprocessingServiceClient,
     training::v1::{
-        GetModelRequest, JobState, StartTrainingRequest, WatchJobRequest,
+        JobState, StartTrainingRequest, WatchJobRequest,
         training_service_client::TrainingServiceClient, watch_job_response::Event,
     },
 };
@@ -14,7 +14,7 @@ use tonic::Code;
 use crate::{
     harness::Harness,
     prepare::{prepare, put_phantoms, request},
-    training::{config, small_dataset, start, wait_for_state},
+    training::{config, get_model, small_dataset, start, wait_for_state},
 };
 
 /// Prepares `cases` phantoms of `seed` as `raw/{name}` at `size` pixels.
@@ -78,15 +78,7 @@ async fn real_validation_is_reported_every_epoch_and_recorded() {
     assert_eq!(epochs, 2);
     let job = wait_for_state(&mut client, &job.job_id).await;
     assert_eq!(job.state, JobState::Succeeded as i32);
-    let model = client
-        .get_model(GetModelRequest {
-            model_id: job.model_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .model
-        .unwrap();
+    let model = get_model(&mut client, &job.model_id).await;
     assert!(model.history.iter().all(|m| m.real_validation.len() == 5));
     assert!(job.history.iter().all(|m| m.real_validation.len() == 5));
 }

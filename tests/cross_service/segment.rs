@@ -65,7 +65,7 @@ fn request(key: &str, model_id: &str) -> SegmentRequest {
 }
 
 /// Segments `key` and checks the label map against the input's grid.
-async fn segment_and_check(
+pub(crate) async fn segment_and_check(
     harness: &Harness,
     client: &mut InferenceServiceClient<Channel>,
     key: &str,

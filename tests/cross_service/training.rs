@@ -90,13 +90,12 @@ pub async fn wait_for_state(client: &mut TrainingServiceClient<Channel>, job_id:
     panic!("job {job_id} did not end");
 }
 
-/// The registered model's weights load into the architecture its record names.
-async fn assert_model_loads(
-    storage: &Storage,
+/// A registered model's record, by id or `latest`.
+pub async fn get_model(
     client: &mut TrainingServiceClient<Channel>,
     id: &str,
-) {
-    let model = client
+) -> abdoseg_protos::training::v1::Model {
+    client
         .get_model(GetModelRequest {
             model_id: id.into(),
         })
@@ -104,7 +103,16 @@ async fn assert_model_loads(
         .unwrap()
         .into_inner()
         .model
-        .unwrap();
+        .unwrap()
+}
+
+/// The registered model's weights load into the architecture its record names.
+async fn assert_model_loads(
+    storage: &Storage,
+    client: &mut TrainingServiceClient<Channel>,
+    id: &str,
+) {
+    let model = get_model(client, id).await;
     let config = model.config.unwrap();
     let bytes = storage
         .get(&Key::parse(&model.weights.unwrap().key).unwrap())
@@ -459,6 +467,7 @@ async fn a_job_that_keeps_crashing_the_process_is_failed_not_retried() {
             seed: 1,
             early_stopping_patience: None,
             slices_per_epoch: Some(16),
+            context: abdoseg_model::SliceContext::TWO_D,
         },
         class_weighting: abdoseg_registry::ClassWeighting::None,
         device: abdoseg_model::device::DeviceRequest::Cpu,

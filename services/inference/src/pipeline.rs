@@ -10,7 +10,7 @@ use abdoseg_dataset::model_input::{SliceMap, model_slices};
 use abdoseg_imaging::{
     NUM_CLASSES, Volume, intensity::Intensity, nifti::VolumeInfo, slices::Canonical, slices::stack,
 };
-use abdoseg_model::UNet;
+use abdoseg_model::{SliceContext, UNet};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use ndarray::Array2;
 
@@ -30,6 +30,8 @@ pub struct Segmentation {
 pub struct Options {
     pub batch_size: usize,
     pub keep_largest_components: bool,
+    /// The model's 2.5D input (its record's); 2D unless the model was trained so.
+    pub context: SliceContext,
 }
 
 /// The label of each pixel of the source slice: the class whose logit, interpolated
@@ -52,8 +54,8 @@ fn upsampled_argmax(
 
 /// The most memory a segmentation of `info`'s volume takes at once, in bytes: the file
 /// as read (`file_bytes`), the decoded data as stored and as float32, its canonical
-/// copy, one axial slice's working copies per thread, the model's slices, one batch's
-/// input, activations (up to 256 floats a pixel) and logits, the label map (slices,
+/// copy, one axial slice's working copies per thread, the model's slices (gray levels,
+/// floats and their neighbours as channels), one batch's input, activations (up to 256 floats a pixel) and logits, the label map (slices,
 /// stacked, in file order, encoded) and the largest-component pass. An upper bound:
 /// 512×512×200 int16 measured up to 862 MiB above the idle process, estimated 1,256 MiB
 /// (`tests/hostile/calibrate.py`).
@@ -68,14 +70,18 @@ pub fn peak_bytes(
     let threads = rayon::current_num_threads().max(1) as u64;
     let slice_work = rows * columns * 16 * threads.min(slices);
     let model_pixels = (model_slice.0 * model_slice.1) as u64;
-    let model_slices = slices * model_pixels * 4;
-    let batch = batch_size as u64 * model_pixels * 4 * (1 + NUM_CLASSES as u64 + 256);
+    let model_slices = slices * model_pixels * 4 * (1 + MAX_CONTEXT);
+    let batch = batch_size as u64 * model_pixels * 4 * (MAX_CONTEXT + NUM_CLASSES as u64 + 256);
     // float32 and canonical copies (4 + 4); label slices, stacked, in file order,
     // encoded (4 × 1); largest components: visited flags, foreground indices, the queue
     // (1 + 4 + 4) at worst.
     const PER_VOXEL: u64 = 4 + 4 + 4 + 9;
     file_bytes + info.data_bytes + voxels * PER_VOXEL + slice_work + model_slices + batch
 }
+
+/// Most input channels a model may have ([`SliceContext::MAX_SLICES`]): the estimate
+/// below holds for every model.
+const MAX_CONTEXT: u64 = SliceContext::MAX_SLICES as u64;
 
 /// Segments `ct`. `cancelled` is asked between batches (deadline passed, caller gone).
 pub fn segment<B: Backend>(
@@ -91,21 +97,29 @@ pub fn segment<B: Backend>(
     let canonical = Canonical::of(ct);
     let (slices, map) = model_slices(&canonical, preprocessing, intensity)
         .map_err(|e| Error::InvalidArgument(format!("cannot preprocess the volume: {e}")))?;
+    let planes: Vec<Array2<f32>> = slices.iter().map(|s| s.to_model_input()).collect();
+    drop(slices);
+    let inputs = options
+        .context
+        .stack(&planes, canonical.spacing[2])
+        .map_err(|e| Error::InvalidArgument(format!("cannot stack neighbouring slices: {e}")))?;
+    drop(planes);
+    let channels = options.context.slices.max(1);
     let preprocess = started.elapsed();
 
     let started = Instant::now();
     let (height, width) = (preprocessing.slice_height, preprocessing.slice_width);
-    let mut label_slices: Vec<Array2<u8>> = Vec::with_capacity(slices.len());
-    for batch in slices.chunks(options.batch_size.max(1)) {
+    let mut label_slices: Vec<Array2<u8>> = Vec::with_capacity(inputs.len());
+    for batch in inputs.chunks(options.batch_size.max(1)) {
         if cancelled() {
             return Err(Error::Cancelled);
         }
-        let mut input = Vec::with_capacity(batch.len() * height * width);
+        let mut input = Vec::with_capacity(batch.len() * channels * height * width);
         for slice in batch {
-            input.extend(slice.to_model_input().iter().copied());
+            input.extend(slice.iter().copied());
         }
         let tensor = Tensor::<B, 4>::from_data(
-            TensorData::new(input, [batch.len(), 1, height, width]),
+            TensorData::new(input, [batch.len(), channels, height, width]),
             device,
         );
         let logits = net

@@ -50,6 +50,8 @@ impl InferenceService {
                 n => (n as usize).min(256),
             },
             keep_largest_components: options.keep_largest_components.unwrap_or(true),
+            // The model's own, set where the model is known.
+            context: abdoseg_model::SliceContext::TWO_D,
         }
     }
 
@@ -199,6 +201,10 @@ impl InferenceService {
                 let cancelled =
                     || token.is_cancelled() || deadline.is_some_and(|d| Instant::now() > d);
                 let preprocessing = &worker.record.preprocessing;
+                let options = Options {
+                    context: worker.record.spec.training.context,
+                    ..options
+                };
                 let segmentation = match &worker.net {
                     Network::Cpu(net) => segment(
                         net,

@@ -2,7 +2,7 @@
 
 use abdoseg_dataset::proto::preprocessing_to_proto;
 use abdoseg_model::{
-    Architecture, NUM_CLASSES, Normalization,
+    Architecture, NUM_CLASSES, Normalization, SliceContext,
     device::{Device, DeviceRequest},
     train::{Augmentation, EpochReport, LossKind, TrainingConfig},
 };
@@ -184,7 +184,16 @@ pub fn job_spec(config: pb::TrainingConfig) -> Result<JobSpec, Error> {
         early_stopping_patience: (config.early_stopping_patience > 0)
             .then_some(config.early_stopping_patience as usize),
         slices_per_epoch: (config.slices_per_epoch > 0).then_some(config.slices_per_epoch as usize),
+        context: if config.context_slices <= 1 {
+            SliceContext::TWO_D
+        } else {
+            SliceContext {
+                slices: config.context_slices as usize,
+                step_mm: config.context_step_mm,
+            }
+        },
     };
+    training.context.validate().map_err(invalid)?;
     training.model().validate().map_err(invalid)?;
     let name = if config.name.is_empty() {
         let variant = match architecture {
@@ -296,6 +305,8 @@ pub fn config_to_proto(
         } as i32,
         extra_training_dataset_ids: spec.extra_training_dataset_ids.clone(),
         real_validation_dataset_id: spec.real_validation_dataset_id.clone().unwrap_or_default(),
+        context_slices: t.context.slices as u32,
+        context_step_mm: t.context.step_mm,
     }
 }
 

@@ -4,7 +4,7 @@ use abdoseg_dataset::{
     manifest::{CaseRecord, Manifest, Split},
     shard::decode_all,
 };
-use abdoseg_model::{NUM_CLASSES, train::TrainingSlice};
+use abdoseg_model::{NUM_CLASSES, SliceContext, train::TrainingSlice};
 use abdoseg_registry::JobSpec;
 use abdoseg_storage::{Id, Key, Storage, keys::DatasetKeys};
 
@@ -70,8 +70,22 @@ impl JobDatasets {
         )
     }
 
-    /// Memory every slice the job loads takes once decoded (image as floats, labels).
-    pub fn bytes(&self) -> u64 {
+    /// Every case the job reads: the main dataset's and every case of the others.
+    pub fn all_cases(&self) -> impl Iterator<Item = &CaseRecord> {
+        ALL_SPLITS
+            .iter()
+            .flat_map(|&s| self.main.cases_in(s))
+            .chain(
+                self.extra_training
+                    .iter()
+                    .chain(&self.real_validation)
+                    .flat_map(|m| ALL_SPLITS.iter().flat_map(move |&s| m.cases_in(s))),
+            )
+    }
+
+    /// Memory every slice the job loads takes once decoded (image as floats, one plane
+    /// per context channel; labels).
+    pub fn bytes(&self, context: &SliceContext) -> u64 {
         let count = |manifest: &Manifest, splits: &[Split]| -> u64 {
             splits
                 .iter()
@@ -88,31 +102,39 @@ impl JobDatasets {
                 .chain(&self.real_validation)
                 .map(|m| count(m, ALL_SPLITS))
                 .sum::<u64>();
-        slices * pixels * (4 + 1)
+        slices * pixels * (4 * context.slices.max(1) as u64 + 1)
     }
 }
 
-/// Every slice of the cases in `splits`, decoded off the async runtime.
+/// Every slice of the cases in `splits`, decoded off the async runtime, with its
+/// neighbours as channels when `context` asks for them (in millimetres: each case's own
+/// slice spacing places them).
 pub async fn slices(
     storage: &Storage,
     manifest: &Manifest,
     splits: &[Split],
+    context: SliceContext,
 ) -> Result<Vec<TrainingSlice>, Error> {
     let mut out = Vec::new();
     for case in splits.iter().flat_map(|&split| manifest.cases_in(split)) {
         let key = Key::parse(&case.shard_key)?;
         let bytes = storage.get(&key).await?;
-        let decoded = tokio::task::spawn_blocking(move || decode_all(&bytes))
-            .await
-            .map_err(|e| Error::Internal(format!("decoding a shard panicked: {e}")))?
-            .map_err(|e| {
-                Error::Internal(format!("shard of case {} is corrupt: {e}", case.case_id))
-            })?;
-        out.extend(
-            decoded
+        let spacing = case.axial_spacing_mm();
+        let case_id = case.case_id.clone();
+        let slices = tokio::task::spawn_blocking(move || -> Result<Vec<TrainingSlice>, String> {
+            let (planes, labels): (Vec<_>, Vec<_>) = decode_all(&bytes)?.into_iter().unzip();
+            let spacing = spacing.ok_or("its record has no axial spacing")?;
+            let images = context.stack(&planes, spacing)?;
+            Ok(images
                 .into_iter()
-                .map(|(image, labels)| TrainingSlice { image, labels }),
-        );
+                .zip(labels)
+                .map(|(image, labels)| TrainingSlice { image, labels })
+                .collect())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("decoding a shard panicked: {e}")))?
+        .map_err(|e| Error::Internal(format!("shard of case {case_id} is corrupt: {e}")))?;
+        out.extend(slices);
     }
     Ok(out)
 }

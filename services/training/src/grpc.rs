@@ -109,8 +109,20 @@ impl TrainingService {
         // (where it would take the process down, and again after every restart).
         let training_peak = spec.training.peak_bytes(h, w);
         self.budget
-            .check(datasets.bytes() + training_peak)
+            .check(datasets.bytes(&spec.training.context) + training_peak)
             .map_err(|e| Error::InvalidArgument(format!("config: {e}")))?;
+        // 2.5D places neighbours in millimetres: every case must say how far apart its
+        // slices are.
+        if spec.training.context.slices > 1
+            && let Some(case) = datasets
+                .all_cases()
+                .find(|case| case.axial_spacing_mm().is_none_or(|mm| !(mm > 0.0)))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "config.context_slices: case {} has no axial slice spacing in its record",
+                case.case_id
+            )));
+        }
         for split in [Split::Train, Split::Validation] {
             if manifest.cases_in(split).next().is_none() {
                 return Err(Error::FailedPrecondition(format!(

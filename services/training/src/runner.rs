@@ -114,7 +114,8 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
         manifest.preprocessing.slice_height,
         manifest.preprocessing.slice_width,
     );
-    let peak = datasets.bytes() + record.spec.training.peak_bytes(h, w);
+    let context = record.spec.training.context;
+    let peak = datasets.bytes(&context) + record.spec.training.peak_bytes(h, w);
     let _reservation = tokio::select! {
         reservation = jobs.budget.reserve(peak, MEMORY_PATIENCE) => {
             reservation.map_err(|e| Error::FailedPrecondition(e.to_string()))?
@@ -126,13 +127,13 @@ async fn run_job(jobs: &Arc<Jobs>, job_id: &str, live: &LiveJob) -> Result<bool,
     storage.put_json(&key, &record).await?;
     let _ = live.events.send(Event::State(JobState::Running));
 
-    let mut train = data::slices(storage, manifest, &[Split::Train]).await?;
+    let mut train = data::slices(storage, manifest, &[Split::Train], context).await?;
     for extra in &datasets.extra_training {
-        train.extend(data::slices(storage, extra, data::ALL_SPLITS).await?);
+        train.extend(data::slices(storage, extra, data::ALL_SPLITS, context).await?);
     }
-    let validation = data::slices(storage, manifest, &[Split::Validation]).await?;
+    let validation = data::slices(storage, manifest, &[Split::Validation], context).await?;
     let real_validation = match &datasets.real_validation {
-        Some(real) => data::slices(storage, real, data::ALL_SPLITS).await?,
+        Some(real) => data::slices(storage, real, data::ALL_SPLITS, context).await?,
         None => Vec::new(),
     };
     if validation.is_empty() {

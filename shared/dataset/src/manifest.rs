@@ -83,6 +83,19 @@ pub struct CaseRecord {
     pub hu_histograms: Vec<SparseHistogram>,
 }
 
+impl CaseRecord {
+    /// Distance between axial slices, mm: the spacing of the source axis that runs
+    /// superior–inferior (its orientation letter S or I); `None` when the record's
+    /// orientation names none.
+    pub fn axial_spacing_mm(&self) -> Option<f32> {
+        let axis = self
+            .orientation
+            .chars()
+            .position(|c| matches!(c, 'S' | 'I'))?;
+        self.spacing.get(axis).copied()
+    }
+}
+
 /// A case that could not be prepared, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedCase {
@@ -295,5 +308,41 @@ pub fn fingerprint(cases: &[CaseRecord]) -> Fingerprint {
         median_shape,
         intensities,
         zscore,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(spacing: [f32; 3], orientation: &str) -> CaseRecord {
+        let source = SourceObject {
+            key: "raw/x/images/Case_00001_0000.nii.gz".into(),
+            etag: None,
+            size: 1,
+        };
+        CaseRecord {
+            case_id: "Case_00001".into(),
+            split: Split::Train,
+            shard_key: String::new(),
+            shard_sha256: String::new(),
+            shard_bytes: 0,
+            slices: Vec::new(),
+            shape: [4, 4, 4],
+            spacing,
+            orientation: orientation.into(),
+            source_image: source.clone(),
+            source_label: source,
+            hu_histograms: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_axial_spacing_is_the_superior_inferior_axis_s() {
+        assert_eq!(case([0.7, 0.7, 2.5], "RAS").axial_spacing_mm(), Some(2.5));
+        assert_eq!(case([0.7, 0.7, 2.5], "LPI").axial_spacing_mm(), Some(2.5));
+        // Files stored with slices along the first axis.
+        assert_eq!(case([5.0, 0.8, 0.8], "SLP").axial_spacing_mm(), Some(5.0));
+        assert_eq!(case([1.0, 1.0, 1.0], "").axial_spacing_mm(), None);
     }
 }

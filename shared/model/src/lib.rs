@@ -5,11 +5,13 @@
 //!
 //! Pure burn: no gRPC, no async runtime.
 
+pub mod context;
 pub mod device;
 pub mod train;
 mod unet;
 pub mod weights;
 
+pub use context::SliceContext;
 pub use unet::{Architecture, Normalization, UNet, UNetConfig};
 
 /// Classes predicted: background, liver, kidney, spleen, pancreas.

@@ -1,11 +1,11 @@
 //! A small training run on synthetic slices: the loss falls and IoU rises.
 
 use abdoseg_model::{
-    Architecture, Normalization,
+    Architecture, Normalization, SliceContext,
     train::{Augmentation, Control, LossKind, Trainer, TrainingConfig, TrainingSlice, train},
 };
 use burn::backend::{Autodiff, Flex};
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 
 /// A bright disk (class 1) and a small dim bar (class 4) at varying places.
 fn slice(i: usize) -> TrainingSlice {
@@ -28,7 +28,10 @@ fn slice(i: usize) -> TrainingSlice {
     image
         .indexed_iter_mut()
         .for_each(|((y, x), v)| *v += ((y * 7 + x * 13 + i) % 10) as f32 * 0.01);
-    TrainingSlice { image, labels }
+    TrainingSlice {
+        image: image.insert_axis(Axis(0)),
+        labels,
+    }
 }
 
 fn config() -> TrainingConfig {
@@ -48,7 +51,45 @@ fn config() -> TrainingConfig {
         seed: 7,
         early_stopping_patience: None,
         slices_per_epoch: None,
+        context: SliceContext::TWO_D,
     }
+}
+
+/// A 2.5D model takes as many channels as its context has slices, and refuses others.
+#[test]
+fn a_three_slice_model_takes_three_channels() {
+    type B = Autodiff<Flex>;
+    let config = TrainingConfig {
+        context: SliceContext {
+            slices: 3,
+            step_mm: 2.0,
+        },
+        epochs: 1,
+        ..config()
+    };
+    let device = Default::default();
+    let flat: Vec<_> = (0..8).map(slice).collect();
+    let refused = Trainer::<B>::new(&config, &flat, &device).err().unwrap();
+    assert!(refused.contains("channels"), "{refused}");
+    let planes: Vec<Array2<f32>> = flat
+        .iter()
+        .map(|s| s.image.index_axis(Axis(0), 0).to_owned())
+        .collect();
+    let stacked = config.context.stack(&planes, 1.0).unwrap();
+    let three: Vec<_> = stacked
+        .into_iter()
+        .zip(&flat)
+        .map(|(image, s)| TrainingSlice {
+            image,
+            labels: s.labels.clone(),
+        })
+        .collect();
+    assert_eq!(three[4].image.dim(), (3, 32, 32));
+    let mut trainer = Trainer::<B>::new(&config, &three, &device).unwrap();
+    let report = trainer
+        .run_epoch(&three, &three[..2], |_, _, _| {}, || false)
+        .unwrap();
+    assert!(report.train_loss.is_finite() && report.validation_loss.is_finite());
 }
 
 #[test]

@@ -207,12 +207,18 @@ impl Anatomy {
             jitter(rng, [55.0, -35.0, 65.0], 8.0),
             scaled(rng, [40.0, 32.0, 38.0], 0.8, 1.2),
         );
-        let bowel = (0..rng.random_range(14..22))
+        // With surroundings the small bowel and the sigmoid also fill the pelvis.
+        let (loops, lowest) = if surroundings {
+            (20..30, -190.0)
+        } else {
+            (14..22, -110.0)
+        };
+        let bowel = (0..rng.random_range(loops))
             .map(|_| {
                 let center = [
                     rng.random_range(-100.0..100.0),
                     rng.random_range(-80.0..10.0),
-                    rng.random_range(-110.0..20.0),
+                    rng.random_range(lowest..20.0),
                 ];
                 let radius = rng.random_range(10.0..22.0);
                 let gas = rng.random_bool(0.35);
@@ -253,8 +259,10 @@ impl Anatomy {
     /// everything inside, after the smooth deformation).
     #[inline]
     pub fn sample(&self, body_point: [f32; 3], organ_point: [f32; 3]) -> Tissue {
-        let [x, y, _] = body_point;
-        let radial = (x / self.body[0]).powi(2) + (y / self.body[1]).powi(2);
+        let [x, y, z] = body_point;
+        let pelvis = self.surroundings.as_ref().map(|s| &s.pelvis);
+        let half_width = self.body[0] * pelvis.map_or(1.0, |p| p.width_factor(z));
+        let radial = (x / half_width).powi(2) + (y / self.body[1]).powi(2);
         let look = &self.look;
         if radial >= 1.0 {
             return self
@@ -275,6 +283,16 @@ impl Anatomy {
         if depth < wall {
             return tissue(look.hu(Structure::Muscle));
         }
+        if let Some(t) = pelvis.and_then(|p| {
+            p.musculoskeletal(
+                body_point,
+                depth - 2.0 - self.subcutaneous_fat,
+                self.body,
+                look,
+            )
+        }) {
+            return t;
+        }
         if let Some(t) = self.bone(body_point, depth - wall) {
             return t;
         }
@@ -287,7 +305,11 @@ impl Anatomy {
         // Vertebral body, canal and posterior elements.
         let spine_y = self.body[1] * 0.45;
         let r2 = x * x + (y - spine_y).powi(2);
-        if r2 < 20.0 * 20.0 {
+        let spine_ended = self
+            .surroundings
+            .as_ref()
+            .is_some_and(|s| s.pelvis.spine_ended(z));
+        if r2 < 20.0 * 20.0 && !spine_ended {
             let disc = (z.rem_euclid(32.0)) < 6.0;
             return Some(tissue(if disc {
                 look.hu(Structure::Muscle) + 35.0
@@ -298,10 +320,10 @@ impl Anatomy {
             }));
         }
         let canal_y = spine_y + 29.0;
-        if x * x + (y - canal_y).powi(2) < 9.0 * 9.0 {
+        if x * x + (y - canal_y).powi(2) < 9.0 * 9.0 && !spine_ended {
             return Some(tissue(look.hu(Structure::Fluid)));
         }
-        if (x / 24.0).powi(2) + ((y - canal_y - 16.0) / 9.0).powi(2) < 1.0 {
+        if (x / 24.0).powi(2) + ((y - canal_y - 16.0) / 9.0).powi(2) < 1.0 && !spine_ended {
             return Some(tissue((trabecular + cortical) / 2.0));
         }
         // Ribs: oblique bands in the upper abdomen, just inside the wall, not in front.

@@ -101,7 +101,7 @@ pub struct Grid {
 
 /// Generates case `index` (1-based) of a dataset made with `seed` at `center`, on a
 /// random grid (224–320 pixels over a 360–440 mm field of view, 2–5 mm slices over
-/// 260–360 mm from the pelvis to the lung bases in the full style, 200–250 mm of the
+/// 280–380 mm from the hips to the lung bases in the full style, 200–250 mm of the
 /// abdomen in the others) unless `grid` fixes one.
 pub fn generate_case(
     seed: u64,
@@ -131,7 +131,7 @@ pub fn generate_case(
         let thickness: f32 = [2.0, 2.5, 3.0, 4.0, 5.0][rng.random_range(0..5)];
         // The full style reaches from the pelvis to the lung bases, as abdominal scans do.
         let extent: f32 = if center.style == Style::Full {
-            rng.random_range(260.0..360.0)
+            rng.random_range(280.0..380.0)
         } else {
             rng.random_range(200.0..250.0)
         };
@@ -154,7 +154,7 @@ pub fn generate_case(
         )));
     }
     let z_bottom: f32 = if center.style == Style::Full {
-        rng.random_range(-215.0..-150.0)
+        rng.random_range(-290.0..-160.0)
     } else {
         rng.random_range(-125.0..-105.0)
     };

@@ -11,6 +11,7 @@ mod anatomy;
 pub mod appearance;
 mod case;
 pub mod difficulty;
+mod pelvis;
 mod scanner;
 mod surroundings;
 mod template;

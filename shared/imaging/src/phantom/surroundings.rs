@@ -1,7 +1,8 @@
 //! What lies around the organs in a real scan and a model must learn to reject: the psoas
 //! muscles, the gallbladder in the liver's bed, the adrenals above the kidneys, costal
 //! cartilage, arms at the sides (or raised out of the field), the scanner's table, and
-//! cysts and lesions inside the organs (which keep the organ's label, as in AbdomenCT-1K).
+//! cysts and lesions inside the organs (which keep the organ's label, as in AbdomenCT-1K);
+//! the lung bases above and the pelvis below ([`super::pelvis`]).
 //! Coordinates as in [`super::Anatomy`]: canonical mm, x toward the patient's left,
 //! y posterior, z superior.
 
@@ -11,6 +12,7 @@ use super::{
     Tissue,
     anatomy::Ellipsoid,
     appearance::{Appearance, Structure},
+    pelvis::Pelvis,
 };
 
 const fn tissue(hu: f32) -> Tissue {
@@ -33,16 +35,12 @@ struct Lesion {
     hu: f32,
 }
 
-/// The chest above the diaphragm and the pelvis below the abdomen.
+/// The chest above the diaphragm.
 #[derive(Debug, Clone, Copy)]
 struct Ends {
     /// Height (z, mm) of the diaphragm's domes at the sides; the centre sits lower.
     dome: f32,
     heart: Ellipsoid,
-    /// Where the iliac wings begin (z, mm) and how far apart they sit.
-    iliac_top: f32,
-    iliac_x: f32,
-    bladder: Ellipsoid,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +54,7 @@ pub struct Surroundings {
     /// The table's top surface (y, mm), below the patient's back.
     table: Option<f32>,
     lesions: Vec<Lesion>,
+    pub(super) pelvis: Pelvis,
 }
 
 impl Surroundings {
@@ -131,17 +130,8 @@ impl Surroundings {
                 ],
                 [55.0, 45.0, 50.0].map(|r| r * rng.random_range(0.85..1.15)),
             ),
-            iliac_top: rng.random_range(-120.0..-95.0),
-            iliac_x: rng.random_range(60.0..80.0),
-            bladder: Ellipsoid::new(
-                [0.0, -body[1] * 0.35, rng.random_range(-215.0..-185.0)],
-                [
-                    rng.random_range(25.0..45.0),
-                    rng.random_range(20.0..35.0),
-                    rng.random_range(20.0..35.0),
-                ],
-            ),
         };
+        let pelvis = Pelvis::random(rng, body);
         Self {
             ends,
             psoas_x: rng.random_range(28.0..38.0),
@@ -151,6 +141,7 @@ impl Surroundings {
             arms,
             table,
             lesions,
+            pelvis,
         }
     }
 
@@ -207,9 +198,9 @@ impl Surroundings {
         }
     }
 
-    /// Above the diaphragm and below the abdomen, where no organ is: the heart and the
-    /// lung bases (air, thin vessels) over the domes, which sit higher at the sides and
-    /// dip toward the back; the iliac wings and the bladder in the pelvis.
+    /// Above the diaphragm, where no organ is: the heart and the lung bases (air, thin
+    /// vessels) over the domes, which sit higher at the sides and dip toward the back.
+    /// Below the abdomen: the pelvis's bladder and rectum ([`Pelvis::viscera`]).
     pub(super) fn ends(&self, p: [f32; 3], body: [f32; 2], look: &Appearance) -> Option<Tissue> {
         let [x, y, z] = p;
         let ends = &self.ends;
@@ -226,25 +217,7 @@ impl Surroundings {
                 -860.0
             }));
         }
-        if ends.bladder.level(p) < 1.0 {
-            return Some(tissue(look.hu(Structure::Fluid)));
-        }
-        // The iliac wings: curved plates of bone behind and beside the pelvis, widening
-        // downward.
-        if z < ends.iliac_top {
-            let depth = ends.iliac_top - z;
-            let reach = ends.iliac_x + depth * 0.35;
-            let r =
-                ((x.abs() - reach * 0.8) / 18.0).powi(2) + ((y - body[1] * 0.25) / 45.0).powi(2);
-            if r < 1.0 {
-                return Some(tissue(if r > 0.7 {
-                    look.hu(Structure::Cortical)
-                } else {
-                    look.hu(Structure::Trabecular)
-                }));
-            }
-        }
-        None
+        self.pelvis.viscera(p, body, look)
     }
 
     /// Inside the abdomen, after the organs: the psoas muscles (growing toward the

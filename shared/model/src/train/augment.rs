@@ -1,8 +1,8 @@
 //! Augmentation of training slices: small rotations and scaling (one random affine map,
-//! bilinear for the image, nearest for the labels), intensity jitter and noise. No
-//! left/right flips: anatomy is lateralized.
+//! the same for every input channel, bilinear for the image, nearest for the labels),
+//! intensity jitter and noise. No left/right flips: anatomy is lateralized.
 
-use ndarray::Array2;
+use ndarray::{Array2, Array3, ArrayView2, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
@@ -37,14 +37,14 @@ impl Augmentation {
         }
     }
 
-    /// An augmented copy of a slice and its labels.
+    /// An augmented copy of a slice (`(channels, height, width)`) and its labels.
     pub fn apply<R: Rng>(
         &self,
-        image: &Array2<f32>,
+        image: &Array3<f32>,
         labels: &Array2<u8>,
         rng: &mut R,
-    ) -> (Array2<f32>, Array2<u8>) {
-        let (h, w) = image.dim();
+    ) -> (Array3<f32>, Array2<u8>) {
+        let (channels, h, w) = image.dim();
         let angle = if self.max_rotation_degrees > 0.0 {
             rng.random_range(-self.max_rotation_degrees..=self.max_rotation_degrees)
                 .to_radians()
@@ -67,9 +67,9 @@ impl Augmentation {
         let mut out_image = if identity {
             image.clone()
         } else {
-            Array2::from_shape_fn((h, w), |(y, x)| {
+            Array3::from_shape_fn((channels, h, w), |(c, y, x)| {
                 let (sy, sx) = source(y, x);
-                bilinear(image, sy, sx)
+                bilinear(image.index_axis(Axis(0), c), sy, sx)
             })
         };
         let out_labels = if identity {
@@ -98,7 +98,7 @@ impl Augmentation {
     }
 }
 
-fn bilinear(image: &Array2<f32>, y: f32, x: f32) -> f32 {
+fn bilinear(image: ArrayView2<'_, f32>, y: f32, x: f32) -> f32 {
     let (h, w) = image.dim();
     if y < 0.0 || x < 0.0 || y > (h - 1) as f32 || x > (w - 1) as f32 {
         return 0.0;
@@ -119,13 +119,37 @@ mod tests {
 
     #[test]
     fn none_is_the_identity_and_labels_stay_labels() {
-        let image = Array2::from_shape_fn((16, 16), |(y, x)| (y * 16 + x) as f32);
+        let image = Array3::from_shape_fn((3, 16, 16), |(c, y, x)| (c * 256 + y * 16 + x) as f32);
         let labels = Array2::from_shape_fn((16, 16), |(y, x)| ((y / 4 + x / 4) % 5) as u8);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let (same, same_labels) = Augmentation::none().apply(&image, &labels, &mut rng);
         assert_eq!(same, image);
         assert_eq!(same_labels, labels);
-        let (_, moved) = Augmentation::default().apply(&image, &labels, &mut rng);
+        let (image_moved, moved) = Augmentation::default().apply(&image, &labels, &mut rng);
         assert!(moved.iter().all(|&l| l < 5));
+        assert_eq!(image_moved.dim(), (3, 16, 16));
+    }
+
+    #[test]
+    fn every_channel_moves_with_the_same_map() {
+        // Channels that differ only by a constant stay so after rotation and scaling
+        // (away from the border, where the map reaches outside the slice).
+        let base = Array2::from_shape_fn((24, 24), |(y, x)| (y * 3 + x * 2) as f32);
+        let image = ndarray::stack(Axis(0), &[base.view(), (&base + 100.0).view()]).unwrap();
+        let labels = Array2::zeros((24, 24));
+        let geometric = Augmentation {
+            intensity_jitter: 0.0,
+            noise_std: 0.0,
+            ..Augmentation::default()
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let (moved, _) = geometric.apply(&image, &labels, &mut rng);
+        assert_ne!(moved.index_axis(Axis(0), 0), base);
+        for y in 8..16 {
+            for x in 8..16 {
+                let gap = moved[[1, y, x]] - moved[[0, y, x]];
+                assert!((gap - 100.0).abs() < 1e-3, "({y}, {x}): {gap}");
+            }
+        }
     }
 }

@@ -24,7 +24,7 @@ use burn::{
     record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder},
     tensor::{ElementConversion as _, Int, Tensor, TensorData, backend::AutodiffBackend},
 };
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,9 @@ use crate::{NUM_CLASSES, UNet, UNetConfig};
 /// One preprocessed slice at model resolution.
 #[derive(Debug, Clone)]
 pub struct TrainingSlice {
-    pub image: Array2<f32>,
+    /// The model's input: `(channels, height, width)`, one channel per slice of the
+    /// job's [`crate::SliceContext`].
+    pub image: Array3<f32>,
     pub labels: Array2<u8>,
 }
 
@@ -63,6 +65,9 @@ pub struct TrainingConfig {
     /// Slices drawn per epoch; `None` draws as many as the training split holds.
     #[serde(default)]
     pub slices_per_epoch: Option<usize>,
+    /// 2.5D input: neighbouring slices as channels; older records without it are 2D.
+    #[serde(default)]
+    pub context: crate::SliceContext,
 }
 
 fn no_normalization() -> crate::Normalization {
@@ -75,6 +80,7 @@ impl TrainingConfig {
             .with_depth(self.depth)
             .with_base_filters(self.base_filters)
             .with_normalization(self.normalization)
+            .with_in_channels(self.context.slices)
     }
 
     /// Most slices one epoch may draw: the sampler holds one index per draw.
@@ -147,8 +153,8 @@ fn batch_tensors<B: Backend>(
     slices: &[TrainingSlice],
     device: &B::Device,
 ) -> (Tensor<B, 4>, Tensor<B, 3, Int>) {
-    let (h, w) = slices[0].image.dim();
-    let mut images = Vec::with_capacity(slices.len() * h * w);
+    let (c, h, w) = slices[0].image.dim();
+    let mut images = Vec::with_capacity(slices.len() * c * h * w);
     let mut labels = Vec::with_capacity(slices.len() * h * w);
     for s in slices {
         images.extend(s.image.iter().copied());
@@ -156,7 +162,7 @@ fn batch_tensors<B: Backend>(
     }
     let n = slices.len();
     (
-        Tensor::from_data(TensorData::new(images, [n, 1, h, w]), device),
+        Tensor::from_data(TensorData::new(images, [n, c, h, w]), device),
         Tensor::from_data(TensorData::new(labels, [n, h, w]), device),
     )
 }
@@ -267,7 +273,13 @@ impl<B: AutodiffBackend> Trainer<B> {
         let Some(first) = train_slices.first() else {
             return Err("no training slices".into());
         };
-        let (h, w) = first.image.dim();
+        let (channels, h, w) = first.image.dim();
+        if channels != model_config.in_channels {
+            return Err(format!(
+                "slices of {channels} channels for a model of {} input channels",
+                model_config.in_channels
+            ));
+        }
         let multiple = model_config.size_multiple();
         if h % multiple != 0 || w % multiple != 0 {
             return Err(format!(
@@ -499,6 +511,7 @@ mod memory_tests {
             seed: 0,
             early_stopping_patience: None,
             slices_per_epoch: None,
+            context: crate::SliceContext::TWO_D,
         }
     }
 
