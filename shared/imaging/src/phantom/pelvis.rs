@@ -75,6 +75,11 @@ impl Pelvis {
         }
     }
 
+    /// Height of the iliac crests (z, mm).
+    pub(super) fn crest(&self) -> f32 {
+        self.crest
+    }
+
     /// How much wider than the abdomen the body is at height `z` (a factor ≥ 1).
     pub(super) fn width_factor(&self, z: f32) -> f32 {
         1.0 + self.widening * ramp(self.crest - z, 0.0, 60.0)

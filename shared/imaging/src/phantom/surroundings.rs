@@ -48,6 +48,10 @@ pub struct Surroundings {
     ends: Ends,
     psoas_x: f32,
     psoas_growth: f32,
+    /// The back muscles: erector spinae either side of the spine's processes (half-width
+    /// and depth, mm) and the quadratus lumborum behind each kidney (radii, mm).
+    erector: [f32; 2],
+    quadratus: [f32; 2],
     gallbladder: Option<Ellipsoid>,
     adrenals: [Ellipsoid; 2],
     arms: Option<Arms>,
@@ -136,6 +140,8 @@ impl Surroundings {
             ends,
             psoas_x: rng.random_range(28.0..38.0),
             psoas_growth: rng.random_range(0.12..0.2),
+            erector: [rng.random_range(20.0..30.0), rng.random_range(16.0..24.0)],
+            quadratus: [rng.random_range(12.0..20.0), rng.random_range(9.0..15.0)],
             gallbladder,
             adrenals,
             arms,
@@ -221,7 +227,7 @@ impl Surroundings {
     }
 
     /// Inside the abdomen, after the organs: the psoas muscles (growing toward the
-    /// pelvis) beside the spine, and the adrenals.
+    /// pelvis) beside the spine, the back muscles, and the adrenals.
     pub(super) fn after_organs(
         &self,
         [x, y, z]: [f32; 3],
@@ -235,6 +241,25 @@ impl Surroundings {
                 < 1.0
         {
             return Some(tissue(look.hu(Structure::Muscle)));
+        }
+        // The back muscles, large in real scans (a model that never saw them called them
+        // kidney): erector spinae behind the processes, quadratus lumborum beside the
+        // psoas behind the kidneys, down to the iliac crests.
+        let above_pelvis = z > self.pelvis.crest() - 20.0;
+        let [half_width, depth] = self.erector;
+        if ((x.abs() - 14.0 - half_width) / half_width).powi(2)
+            + ((y - spine_y - 20.0 - depth * 0.3) / depth).powi(2)
+            < 1.0
+        {
+            return Some(tissue(look.hu(Structure::Muscle)));
+        }
+        let [qx, qy] = self.quadratus;
+        if above_pelvis
+            && z < 40.0
+            && ((x.abs() - self.psoas_x - 28.0) / qx).powi(2) + ((y - spine_y - 14.0) / qy).powi(2)
+                < 1.0
+        {
+            return Some(tissue(look.hu(Structure::Muscle) - 3.0));
         }
         if self.adrenals.iter().any(|a| a.level([x, y, z]) < 1.0) {
             return Some(tissue(look.hu(Structure::Muscle) + 5.0));
