@@ -121,6 +121,9 @@ pub struct Anatomy {
     splenic_vein: Tube,
     stomach: Ellipsoid,
     bowel: Vec<(Ellipsoid, bool)>,
+    /// The colon's frame (ascending, transverse, descending) with stool and gas, with
+    /// surroundings only.
+    colon: Vec<Tube>,
     aorta: [f32; 3],
     ivc: [f32; 3],
     /// Every structure's HU for this case.
@@ -208,10 +211,10 @@ impl Anatomy {
             scaled(rng, [40.0, 32.0, 38.0], 0.8, 1.2),
         );
         // With surroundings the small bowel and the sigmoid also fill the pelvis.
-        let (loops, lowest) = if surroundings {
-            (20..30, -190.0)
+        let (loops, lowest, largest) = if surroundings {
+            (45..65, -190.0, 25.0)
         } else {
-            (14..22, -110.0)
+            (14..22, -110.0, 22.0)
         };
         let bowel = (0..rng.random_range(loops))
             .map(|_| {
@@ -220,7 +223,7 @@ impl Anatomy {
                     rng.random_range(-80.0..10.0),
                     rng.random_range(lowest..20.0),
                 ];
-                let radius = rng.random_range(10.0..22.0);
+                let radius = rng.random_range(10.0..largest);
                 let gas = rng.random_bool(0.35);
                 (
                     Ellipsoid::new(center, [radius, radius * 0.8, radius * 1.3]),
@@ -230,6 +233,45 @@ impl Anatomy {
             .collect();
 
         // Drawn in the order the earlier phantoms drew them, the surroundings last.
+        let colon = if surroundings {
+            let side = body[0] - rng.random_range(35.0..55.0);
+            let low = rng.random_range(-140.0..-100.0);
+            let front = -body[1] * rng.random_range(0.45..0.65);
+            let flexure = rng.random_range(10.0..40.0);
+            let r = rng.random_range(15.0..24.0);
+            vec![
+                // Ascending colon on the right, up to the hepatic flexure.
+                Tube::bezier(
+                    [-side, 5.0, low],
+                    [-side - 5.0, 0.0, (low + flexure) / 2.0],
+                    [-side + 15.0, front * 0.5, flexure - 10.0],
+                    r,
+                    r,
+                    r * 0.9,
+                ),
+                // Transverse colon, sagging forward across the midline.
+                Tube::bezier(
+                    [-side + 15.0, front * 0.5, flexure - 10.0],
+                    [0.0, front, flexure - rng.random_range(20.0..60.0)],
+                    [side - 10.0, front * 0.4, flexure + 15.0],
+                    r * 0.9,
+                    r * 0.85,
+                    r * 0.85,
+                ),
+                // Descending colon on the left, down to the sigmoid.
+                Tube::bezier(
+                    [side - 10.0, front * 0.4, flexure + 15.0],
+                    [side + 5.0, 15.0, (low + flexure) / 2.0],
+                    [side - 20.0, 0.0, low - 20.0],
+                    r * 0.85,
+                    r * 0.8,
+                    r * 0.8,
+                ),
+            ]
+        } else {
+            Vec::new()
+        };
+
         let subcutaneous_fat = rng.random_range(8.0..28.0);
         let muscle = rng.random_range(7.0..13.0);
         let aorta = [12.0 + rng.random_range(-4.0..4.0), 28.0, 11.0];
@@ -248,6 +290,7 @@ impl Anatomy {
             splenic_vein,
             stomach,
             bowel,
+            colon,
             aorta,
             ivc,
             look,
@@ -425,6 +468,11 @@ impl Anatomy {
             // Gas rises anteriorly.
             let gas = p[1] < self.stomach.center[1] - 0.35 / self.stomach.inv_radii[1];
             return tissue(if gas { -900.0 } else { look.gut_contents });
+        }
+        if self.colon.iter().any(|c| c.contains(p)) {
+            // Stool: gas bubbles in soft contents.
+            let bubbles = ((p[0] * 0.45).sin() + (p[1] * 0.5).sin() * (p[2] * 0.4).cos()) > 1.1;
+            return tissue(if bubbles { -750.0 } else { look.gut_contents + 10.0 });
         }
         for (loop_shape, gas) in &self.bowel {
             let level = loop_shape.level(p);
