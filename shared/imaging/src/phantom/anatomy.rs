@@ -472,7 +472,11 @@ impl Anatomy {
         if self.colon.iter().any(|c| c.contains(p)) {
             // Stool: gas bubbles in soft contents.
             let bubbles = ((p[0] * 0.45).sin() + (p[1] * 0.5).sin() * (p[2] * 0.4).cos()) > 1.1;
-            return tissue(if bubbles { -750.0 } else { look.gut_contents + 10.0 });
+            return tissue(if bubbles {
+                -750.0
+            } else {
+                look.gut_contents + 10.0
+            });
         }
         for (loop_shape, gas) in &self.bowel {
             let level = loop_shape.level(p);
