@@ -69,9 +69,14 @@ pub struct QuickstartArgs {
     #[arg(long, default_value_t = 20)]
     variants_per_template: usize,
     /// Real labelled CTs (an AbdomenCT-1K-style folder) scored after every epoch and
-    /// printed beside the validation split; never trained on.
+    /// printed beside the validation split; never trained on. Without --templates it
+    /// defaults to the shared real case beside the checkout
+    /// (`../shared/data/real-abdomen`) when that folder is there.
     #[arg(long)]
     real_validation: Option<PathBuf>,
+    /// Score no real cases while training, not even the default one.
+    #[arg(long, conflicts_with = "real_validation")]
+    no_real_validation: bool,
     /// Filters of the first level (doubling per level).
     #[arg(long, default_value_t = 8)]
     base_filters: u32,
@@ -114,6 +119,19 @@ impl QuickstartArgs {
             context_step_mm: self.context_step_mm,
             ..TrainingConfig::default()
         }
+    }
+
+    /// The real cases to score while training: the ones named, else the shared real
+    /// case when no templates could contain it and it is there.
+    fn real_validation_dir(&self) -> Option<PathBuf> {
+        if self.no_real_validation {
+            return None;
+        }
+        self.real_validation.clone().or_else(|| {
+            let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/data/real-abdomen");
+            (self.templates.is_none() && shared.join("images").is_dir()).then_some(shared)
+        })
     }
 
     /// Whether `config` (as the service recorded it) is the job this run would start.
@@ -268,7 +286,7 @@ async fn run_steps(
         }
         None => None,
     };
-    let real_validation = match &args.real_validation {
+    let real_validation = match &args.real_validation_dir() {
         Some(dir) => {
             let name = content_name("real", dir)?;
             let mut client = dataset::client(url).await?;

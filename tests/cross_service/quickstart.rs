@@ -75,5 +75,10 @@ fn ctrl_c_then_the_same_command_resumes_the_training_job() {
         "no new job: {text}"
     );
     assert!(text.contains("| Model | Background | Liver | Kidneys | Spleen | Pancreas |"));
+    // The shared real case beside the checkout is scored by default, never trained on.
+    assert!(
+        text.contains("real validation cases (never trained on)"),
+        "{text}"
+    );
     assert!(text.contains("report.html"), "{text}");
 }

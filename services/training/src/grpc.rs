@@ -114,9 +114,10 @@ impl TrainingService {
         // 2.5D places neighbours in millimetres: every case must say how far apart its
         // slices are.
         if spec.training.context.slices > 1
-            && let Some(case) = datasets
-                .all_cases()
-                .find(|case| case.axial_spacing_mm().is_none_or(|mm| !(mm > 0.0)))
+            && let Some(case) = datasets.all_cases().find(|case| {
+                case.axial_spacing_mm()
+                    .is_none_or(|mm| mm.is_nan() || mm <= 0.0)
+            })
         {
             return Err(Error::InvalidArgument(format!(
                 "config.context_slices: case {} has no axial slice spacing in its record",

@@ -34,7 +34,7 @@ impl SliceContext {
     pub const STEP_MM: std::ops::RangeInclusive<f32> = 0.5..=20.0;
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.slices == 0 || self.slices % 2 == 0 || self.slices > Self::MAX_SLICES {
+        if self.slices == 0 || self.slices.is_multiple_of(2) || self.slices > Self::MAX_SLICES {
             return Err(format!(
                 "context slices must be odd, 1 to {}, not {}",
                 Self::MAX_SLICES,
