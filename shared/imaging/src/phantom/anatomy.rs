@@ -24,22 +24,36 @@ const fn tissue(hu: f32) -> Tissue {
 pub(super) struct Ellipsoid {
     pub(super) center: [f32; 3],
     inv_radii: [f32; 3],
+    /// Cosine and sine of its turn about the z axis (from x toward y).
+    yaw: [f32; 2],
 }
 
 impl Ellipsoid {
     pub(super) fn new(center: [f32; 3], radii: [f32; 3]) -> Self {
+        Self::turned(center, radii, 0.0)
+    }
+
+    /// An ellipsoid whose first axis is turned by `yaw` radians from x toward y.
+    pub(super) fn turned(center: [f32; 3], radii: [f32; 3], yaw: f32) -> Self {
+        let (sin, cos) = yaw.sin_cos();
         Self {
             center,
             inv_radii: radii.map(|r| 1.0 / r.max(1.0)),
+            yaw: [cos, sin],
         }
     }
 
     /// Squared normalized distance: < 1 inside.
     #[inline]
     pub(super) fn level(&self, p: [f32; 3]) -> f32 {
-        (0..3)
-            .map(|a| ((p[a] - self.center[a]) * self.inv_radii[a]).powi(2))
-            .sum()
+        let [cos, sin] = self.yaw;
+        let (dx, dy) = (p[0] - self.center[0], p[1] - self.center[1]);
+        let local = [
+            cos * dx + sin * dy,
+            cos * dy - sin * dx,
+            p[2] - self.center[2],
+        ];
+        (0..3).map(|a| (local[a] * self.inv_radii[a]).powi(2)).sum()
     }
 }
 
@@ -167,12 +181,26 @@ impl Anatomy {
         let kidney_z = rng.random_range(-45.0..-20.0);
         let left = jitter(rng, [68.0, 52.0, kidney_z + 10.0], 5.0);
         let right = jitter(rng, [-68.0, 52.0, kidney_z], 5.0);
+        // With surroundings, kidneys as real ones lie: thinner front to back than side to
+        // side, turned so that the hilum faces forward and inward (lateral border behind).
+        let (kidney_radii, turn) = if surroundings {
+            let [x, y, z] = kidney_radii;
+            ([x * 1.05, y * 0.75, z], rng.random_range(0.35f32..0.6))
+        } else {
+            (kidney_radii, 0.0)
+        };
         let kidneys = [
-            Ellipsoid::new(left, kidney_radii),
-            Ellipsoid::new(right, kidney_radii),
+            Ellipsoid::turned(left, kidney_radii, turn),
+            Ellipsoid::turned(right, kidney_radii, -turn),
         ];
+        // The renal sinus, toward the hilum.
         let sinus = |c: [f32; 3], side: f32| {
-            Ellipsoid::new([c[0] - side * 12.0, c[1], c[2]], [9.0, 12.0, 25.0])
+            let (sin, cos) = (side * turn).sin_cos();
+            Ellipsoid::turned(
+                [c[0] - side * 12.0 * cos, c[1] - side * 12.0 * sin, c[2]],
+                [9.0, 12.0, 25.0],
+                side * turn,
+            )
         };
         let kidney_sinus = [sinus(left, 1.0), sinus(right, -1.0)];
 

@@ -122,10 +122,16 @@ impl Appearance {
             p if p < 0.6 => Phase::Arterial,
             _ => Phase::PortalVenous,
         };
-        let hu = HU_PRIORS.each_ref().map(|ranges| {
+        let mut hu = HU_PRIORS.each_ref().map(|ranges| {
             let range = &ranges[phase.index()];
             rng.random_range(range.clone())
         });
+        // Without contrast the kidney's cortex and medulla look alike: one homogeneous
+        // organ around its sinus fat, as in real plain scans.
+        if phase == Phase::NonContrast {
+            let medulla = &HU_PRIORS[2][Phase::NonContrast.index()];
+            hu[2] = (hu[1] + rng.random_range(-6.0..6.0)).clamp(medulla.start, medulla.end - 0.01);
+        }
         let gut_contents = if rng.random_bool(0.25) {
             rng.random_range(ORAL_CONTRAST_HU)
         } else {
@@ -218,6 +224,10 @@ mod tests {
             for (structure, ranges) in STRUCTURES.iter().zip(&HU_PRIORS) {
                 let range = &ranges[look.phase.index()];
                 assert!(range.contains(&look.hu(*structure)), "{structure:?}");
+            }
+            if look.phase == Phase::NonContrast {
+                let cortex = look.hu(Structure::KidneyCortex);
+                assert!((cortex - look.hu(Structure::KidneyMedulla)).abs() <= 6.0);
             }
             assert!(NOISE_STD_HU.contains(&look.noise_std) || look.noise_std == NOISE_STD_HU.end);
             assert!((1..=MAX_SLICES_AVERAGED).contains(&look.slices_averaged));
