@@ -101,8 +101,8 @@ pub struct TrainArgs {
     /// 2.5D input: axial slices per input (odd; 1 is 2D), --context-step-mm apart.
     #[arg(long, default_value_t = 1)]
     context_slices: u32,
-    /// Distance between the slices of a 2.5D input, mm.
-    #[arg(long, default_value_t = 4.0)]
+    /// Distance between the slices of a 2.5D input, mm (quickstart's default).
+    #[arg(long, default_value_t = 5.0)]
     context_step_mm: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,

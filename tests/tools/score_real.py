@@ -3,6 +3,7 @@
 by `abdoseg evaluate` and independently with nibabel/numpy (they must agree).
 
     python3 tests/tools/score_real.py [--abdoseg target/release/abdoseg] [--model latest]
+        [--all-components]
 
 The store is the CLI's default (or ABDOSEG_STORE / XDG_DATA_HOME, as for the CLI). The
 DICOM case is converted with pydicom first (tests/tools/dicom_to_nifti.py). Prints one
@@ -50,14 +51,18 @@ def main() -> int:
     parser.add_argument("--abdoseg", default=str(ROOT / "target/release/abdoseg"))
     parser.add_argument("--model", default="latest")
     parser.add_argument("--json", help="write the scores here as JSON")
+    parser.add_argument("--all-components", action="store_true",
+                        help="keep every connected component (`abdoseg segment --all-components`)")
     args = parser.parse_args()
     scores = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for name, image, labels in real_cases(workdir):
             out = workdir / f"{name}_prediction.nii.gz"
-            subprocess.run([args.abdoseg, "segment", str(image), str(out), "--model", args.model],
-                           check=True, stdout=subprocess.DEVNULL)
+            command = [args.abdoseg, "segment", str(image), str(out), "--model", args.model]
+            if args.all_components:
+                command.append("--all-components")
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             report = subprocess.run([args.abdoseg, "evaluate", str(out), str(labels), "--json", "--no-surface"],
                                     check=True, capture_output=True, text=True).stdout
             by_cli = {c["name"]: c.get("iou") for c in json.loads(report)["classes"]}

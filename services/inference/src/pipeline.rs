@@ -55,8 +55,9 @@ fn upsampled_argmax(
 /// The most memory a segmentation of `info`'s volume takes at once, in bytes: the file
 /// as read (`file_bytes`), the decoded data as stored and as float32, its canonical
 /// copy, one axial slice's working copies per thread, the model's slices (gray levels,
-/// floats and their neighbours as channels), one batch's input, activations (up to 256 floats a pixel) and logits, the label map (slices,
-/// stacked, in file order, encoded) and the largest-component pass. An upper bound:
+/// floats and their neighbours as channels), one batch's input, activations (up to 256
+/// floats a pixel) and logits, the label map (slices, stacked, in file order, encoded)
+/// and the largest-component pass. An upper bound:
 /// 512×512×200 int16 measured up to 862 MiB above the idle process, estimated 1,256 MiB
 /// (`tests/hostile/calibrate.py`).
 pub fn peak_bytes(
@@ -101,9 +102,8 @@ pub fn segment<B: Backend>(
     drop(slices);
     let inputs = options
         .context
-        .stack(&planes, canonical.spacing[2])
+        .stack(planes, canonical.spacing[2])
         .map_err(|e| Error::InvalidArgument(format!("cannot stack neighbouring slices: {e}")))?;
-    drop(planes);
     let channels = options.context.slices.max(1);
     let preprocess = started.elapsed();
 

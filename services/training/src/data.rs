@@ -123,8 +123,13 @@ pub async fn slices(
         let case_id = case.case_id.clone();
         let slices = tokio::task::spawn_blocking(move || -> Result<Vec<TrainingSlice>, String> {
             let (planes, labels): (Vec<_>, Vec<_>) = decode_all(&bytes)?.into_iter().unzip();
-            let spacing = spacing.ok_or("its record has no axial spacing")?;
-            let images = context.stack(&planes, spacing)?;
+            // Only 2.5D needs the spacing (StartTraining refuses such jobs without one).
+            let spacing = match spacing {
+                Some(mm) => mm,
+                None if context.slices > 1 => return Err("its record has no axial spacing".into()),
+                None => 0.0,
+            };
+            let images = context.stack(planes, spacing)?;
             Ok(images
                 .into_iter()
                 .zip(labels)

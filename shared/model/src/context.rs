@@ -54,14 +54,17 @@ impl SliceContext {
 
     /// The model inputs of a volume's slices (`planes`, bottom to top, `spacing_mm`
     /// apart): one `(channels, height, width)` array per slice, the slice itself in the
-    /// middle channel.
+    /// middle channel. In 2D the planes become the inputs without a copy.
     pub fn stack(
         &self,
-        planes: &[Array2<f32>],
+        planes: Vec<Array2<f32>>,
         spacing_mm: f32,
     ) -> Result<Vec<Array3<f32>>, String> {
         self.validate()?;
-        if self.slices > 1 && !(spacing_mm.is_finite() && spacing_mm > 0.0) {
+        if self.slices == 1 {
+            return Ok(planes.into_iter().map(|p| p.insert_axis(Axis(0))).collect());
+        }
+        if !(spacing_mm.is_finite() && spacing_mm > 0.0) {
             return Err(format!(
                 "slice spacing {spacing_mm} mm cannot place neighbours"
             ));
@@ -78,9 +81,6 @@ impl SliceContext {
             .map(|z| {
                 let channels: Vec<Array2<f32>> = (0..self.slices)
                     .map(|c| {
-                        if self.slices == 1 {
-                            return planes[z].clone();
-                        }
                         let offset = (c as f32 - half) * self.step_mm / spacing_mm;
                         let position = (z as f32 + offset).clamp(0.0, last);
                         let below = position.floor() as usize;
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn two_d_is_the_slice_itself() {
-        let stacked = SliceContext::TWO_D.stack(&planes(4), 3.0).unwrap();
+        let stacked = SliceContext::TWO_D.stack(planes(4), 3.0).unwrap();
         assert_eq!(stacked.len(), 4);
         assert_eq!(stacked[2].dim(), (1, 2, 3));
         assert!(stacked[2].iter().all(|&v| v == 2.0));
@@ -125,12 +125,12 @@ mod tests {
             step_mm: 3.0,
         };
         // 1.5 mm slices: neighbours two slices away.
-        let fine = context.stack(&planes(10), 1.5).unwrap();
+        let fine = context.stack(planes(10), 1.5).unwrap();
         assert_eq!(fine[5].index_axis(Axis(0), 0)[[0, 0]], 3.0);
         assert_eq!(fine[5].index_axis(Axis(0), 1)[[0, 0]], 5.0);
         assert_eq!(fine[5].index_axis(Axis(0), 2)[[0, 0]], 7.0);
         // 2 mm slices: neighbours 1.5 slices away, interpolated.
-        let coarse = context.stack(&planes(10), 2.0).unwrap();
+        let coarse = context.stack(planes(10), 2.0).unwrap();
         assert!((coarse[5].index_axis(Axis(0), 0)[[1, 2]] - 3.5).abs() < 1e-5);
         assert!((coarse[5].index_axis(Axis(0), 2)[[1, 2]] - 6.5).abs() < 1e-5);
         // At the ends the end slice repeats.
@@ -154,7 +154,7 @@ mod tests {
             slices: 3,
             step_mm: 3.0,
         };
-        assert!(three.stack(&planes(3), 0.0).is_err());
-        assert!(three.stack(&planes(3), f32::NAN).is_err());
+        assert!(three.stack(planes(3), 0.0).is_err());
+        assert!(three.stack(planes(3), f32::NAN).is_err());
     }
 }

@@ -75,7 +75,7 @@ fn a_three_slice_model_takes_three_channels() {
         .iter()
         .map(|s| s.image.index_axis(Axis(0), 0).to_owned())
         .collect();
-    let stacked = config.context.stack(&planes, 1.0).unwrap();
+    let stacked = config.context.stack(planes, 1.0).unwrap();
     let three: Vec<_> = stacked
         .into_iter()
         .zip(&flat)

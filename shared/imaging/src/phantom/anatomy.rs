@@ -15,7 +15,8 @@ pub struct Tissue {
     pub label: u8,
 }
 
-const fn tissue(hu: f32) -> Tissue {
+/// Unlabelled tissue of this HU.
+pub(super) const fn tissue(hu: f32) -> Tissue {
     Tissue { hu, label: 0 }
 }
 

@@ -13,13 +13,12 @@ use rand::Rng;
 
 use super::{
     Tissue,
-    anatomy::Ellipsoid,
+    anatomy::{Ellipsoid, tissue},
     appearance::{Appearance, Structure},
 };
 
-const fn tissue(hu: f32) -> Tissue {
-    Tissue { hu, label: 0 }
-}
+/// How far below the crests the sacrum and coccyx reach (mm); the spine ends there.
+const SACRUM_LENGTH: f32 = 120.0;
 
 /// 0 below `from`, 1 above `to`, linear between.
 fn ramp(v: f32, from: f32, to: f32) -> f32 {
@@ -108,9 +107,7 @@ impl Pelvis {
         // Gluteal muscles: a thick layer under the fat, greatest behind and beside the
         // wings, with a fat plane between maximus and medius.
         let angle = y.atan2(ax); // 0 lateral, + posterior, − anterior
-        let around = ((angle - 0.5) / 1.0 * std::f32::consts::FRAC_PI_2)
-            .cos()
-            .max(0.0);
+        let around = ((angle - 0.5) * std::f32::consts::FRAC_PI_2).cos().max(0.0);
         let thickness = self.gluteal * around * ramp(below, -10.0, 40.0);
         if wall_depth < thickness {
             let plane = (wall_depth - thickness * 0.45).abs() < 1.5;
@@ -118,7 +115,7 @@ impl Pelvis {
         }
 
         // The sacrum behind, narrowing downward; the coccyx ends it.
-        if (0.0..120.0).contains(&below) {
+        if (0.0..SACRUM_LENGTH).contains(&below) {
             let half_width = (48.0 - below * 0.35).max(8.0);
             let sy = spine_y - 5.0 + below * 0.12;
             let r = (x / half_width).powi(2) + ((y - sy) / 16.0).powi(2);
@@ -182,12 +179,13 @@ impl Pelvis {
             if r < 55.0 && ax > 45.0 {
                 return Some(tissue(muscle));
             }
-            // Ischial tuberosities behind, pubic rami in front.
+            // The ischial tuberosities behind.
             let ischium = ((ax - 45.0) / 14.0).powi(2) + ((y - body[1] * 0.35) / 18.0).powi(2);
             if drop < 50.0 && ischium < 1.0 {
                 return Some(bone(ischium));
             }
         }
+        // The pubic rami in front.
         let level = (z - self.hip_z) / 25.0;
         if (-1.2..0.6).contains(&level) && ax > 3.0 && ax < self.hip_x - 10.0 {
             let pubic = ((y + body[1] * 0.55) / 11.0).powi(2);
@@ -234,7 +232,7 @@ impl Pelvis {
 
     /// Below the coccyx the spine has ended.
     pub(super) fn spine_ended(&self, z: f32) -> bool {
-        self.crest - z > 120.0
+        self.crest - z > SACRUM_LENGTH
     }
 }
 

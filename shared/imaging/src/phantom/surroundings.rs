@@ -10,14 +10,10 @@ use rand::Rng;
 
 use super::{
     Tissue,
-    anatomy::Ellipsoid,
+    anatomy::{Ellipsoid, tissue},
     appearance::{Appearance, Structure},
     pelvis::Pelvis,
 };
-
-const fn tissue(hu: f32) -> Tissue {
-    Tissue { hu, label: 0 }
-}
 
 /// Arms at the patient's sides: the centre of each arm's cross-section from the midline
 /// and its radii (mm).
