@@ -22,12 +22,13 @@ use bytes::Bytes;
 
 use crate::Error;
 
-/// The network on the device the service runs on.
+/// The network on the device the service runs on (boxed: the two backends' modules differ
+/// in size, and the enum lives in every cache entry).
 #[derive(Debug)]
 pub enum Network {
-    Cpu(UNet<CpuBackend>),
+    Cpu(Box<UNet<CpuBackend>>),
     #[cfg(feature = "cuda")]
-    Cuda(UNet<abdoseg_model::device::CudaBackend>),
+    Cuda(Box<UNet<abdoseg_model::device::CudaBackend>>),
 }
 
 impl Network {
@@ -36,13 +37,15 @@ impl Network {
         match device {
             Device::Cpu => {
                 let device = Default::default();
-                weights::decode(config.init::<CpuBackend>(&device), bytes, &device).map(Self::Cpu)
+                weights::decode(config.init::<CpuBackend>(&device), bytes, &device)
+                    .map(|net| Self::Cpu(Box::new(net)))
             }
             #[cfg(feature = "cuda")]
             Device::Cuda => {
                 use abdoseg_model::device::CudaBackend;
                 let device = Default::default();
-                weights::decode(config.init::<CudaBackend>(&device), bytes, &device).map(Self::Cuda)
+                weights::decode(config.init::<CudaBackend>(&device), bytes, &device)
+                    .map(|net| Self::Cuda(Box::new(net)))
             }
             #[cfg(not(feature = "cuda"))]
             Device::Cuda => Err(abdoseg_model::device::DeviceError::NotBuilt.to_string()),
