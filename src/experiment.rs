@@ -5,7 +5,7 @@
 //! earlier run left.
 
 use abdoseg_protos::{
-    common::v1::{ClaheParameters, Device, IntensityScheme, PreprocessingConfig, Split},
+    common::v1::{Device, IntensityScheme, PreprocessingConfig, Split},
     metrics::v1::{EvaluateModelRequest, Report},
     training::v1::{Architecture, ClassWeighting, GetModelRequest, Normalization, TrainingConfig},
 };
@@ -148,7 +148,6 @@ fn preprocessing(config: &ExperimentConfig, scheme: SchemeName) -> Preprocessing
             SchemeName::He => IntensityScheme::He,
             SchemeName::Clahe => IntensityScheme::Clahe,
         } as i32,
-        clahe: (scheme == SchemeName::Clahe).then(ClaheParameters::default),
         slice_width: config.size,
         slice_height: config.size,
         target_spacing_mm: config.pixel_size_mm,
@@ -332,5 +331,19 @@ mod tests {
             .is_err()
         );
         assert!(ExperimentConfig::parse("name = 'g'\nsource = 'x'\nschemes = ['he']\nvariants = ['unet1']\ndepths = [5]\ntypo = 1").is_err());
+    }
+
+    #[test]
+    fn every_scheme_asks_for_a_preprocessing_the_service_accepts() {
+        let config = ExperimentConfig::parse(
+            "name = 'g'\nsource = 'x'\nschemes = ['clahe']\nvariants = ['unet1']\ndepths = [5]",
+        )
+        .unwrap();
+        for scheme in [SchemeName::None, SchemeName::He, SchemeName::Clahe] {
+            let wire = preprocessing(&config, scheme);
+            let parsed = abdoseg_dataset::proto::preprocessing_from_proto(Some(wire))
+                .and_then(|c| c.validate());
+            assert!(parsed.is_ok(), "{scheme:?}: {parsed:?}");
+        }
     }
 }

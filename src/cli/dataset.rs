@@ -4,7 +4,7 @@
 use std::{path::Path, process::ExitCode};
 
 use abdoseg_protos::{
-    common::v1::{ClaheParameters, HeParameters, IntensityScheme, PreprocessingConfig, Split},
+    common::v1::{ClaheParameters, HeParameters, PreprocessingConfig, Split},
     preprocessing::v1::{
         DatasetCase, GetManifestRequest, ListDatasetsRequest, PrepareDatasetRequest,
         UploadDestination, UploadVolumeRequest, UploadVolumeStart, prepare_dataset_response::Event,
@@ -94,12 +94,7 @@ pub async fn run(args: DatasetArgs) -> anyhow::Result<ExitCode> {
             seed,
         } => {
             let config = PreprocessingConfig {
-                scheme: match scheme {
-                    SchemeName::None => IntensityScheme::None,
-                    SchemeName::He => IntensityScheme::He,
-                    SchemeName::Clahe => IntensityScheme::Clahe,
-                    SchemeName::Zscore => IntensityScheme::Zscore,
-                } as i32,
+                scheme: scheme.wire() as i32,
                 he: threshold.map(|threshold| HeParameters { threshold }),
                 clahe: (tiles.is_some() || clip_limit.is_some()).then(|| ClaheParameters {
                     tiles: tiles.unwrap_or(8),

@@ -8,6 +8,7 @@ use abdoseg_imaging::{
     nifti::{ReadLimits, read_ct, write_ct_u8, write_f32},
     slices::{Preprocessed, preprocess_volume},
 };
+use abdoseg_protos::common::v1::IntensityScheme;
 use anyhow::Context;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -16,6 +17,18 @@ pub enum SchemeName {
     He,
     Clahe,
     Zscore,
+}
+
+impl SchemeName {
+    /// The scheme in the contracts.
+    pub fn wire(self) -> IntensityScheme {
+        match self {
+            SchemeName::None => IntensityScheme::None,
+            SchemeName::He => IntensityScheme::He,
+            SchemeName::Clahe => IntensityScheme::Clahe,
+            SchemeName::Zscore => IntensityScheme::Zscore,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -15,7 +15,7 @@ use abdoseg_imaging::{
     phantom::generate_case,
 };
 use abdoseg_protos::{
-    common::v1::{Device, IntensityScheme, PreprocessingConfig, Split},
+    common::v1::{Device, PreprocessingConfig, Split},
     metrics::v1::EvaluateModelRequest,
     training::v1::{
         ClassWeighting, GetModelRequest, Normalization, TrainingConfig,
@@ -30,7 +30,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::net::TcpListener;
 
 use crate::{
-    cli::{dataset, phantom::PhantomStyle, real_data, report, train},
+    cli::{dataset, phantom::PhantomStyle, preprocess::SchemeName, real_data, report, train},
     stack::{self, Role, StackConfig},
 };
 
@@ -49,6 +49,11 @@ pub struct QuickstartArgs {
     /// `random-look` or `earlier`, the last two for comparisons (docs/imaging.md).
     #[arg(long, value_enum, default_value = "full")]
     phantoms: PhantomStyle,
+    /// The intensity scheme after the HU window: `he` (the study's best), `none` (the
+    /// window alone) or `clahe`. `zscore` takes its statistics per dataset, so it is for
+    /// `abdoseg dataset prepare`, not for quickstart's mix of datasets.
+    #[arg(long, value_enum, default_value = "he")]
+    scheme: SchemeName,
     /// Model input size (square), pixels.
     #[arg(long, default_value_t = 96)]
     size: u32,
@@ -297,14 +302,20 @@ async fn run_steps(
         None => None,
     };
 
+    let scheme = match args.scheme {
+        SchemeName::He => "the HE variant (the study's best scheme)",
+        SchemeName::None => "the HU window alone",
+        SchemeName::Clahe => "CLAHE",
+        SchemeName::Zscore => "z-score",
+    };
     step(
         started,
         2,
-        "prepare: the HE variant (the study's best scheme), axial slices, 60/20/20 by patient",
+        &format!("prepare: {scheme}, axial slices, 60/20/20 by patient"),
     );
     let mut preprocessing = dataset::client(url).await?;
     let config = PreprocessingConfig {
-        scheme: IntensityScheme::He as i32,
+        scheme: args.scheme.wire() as i32,
         slice_width: args.size,
         slice_height: args.size,
         target_spacing_mm: args.pixel_size_mm,
@@ -379,6 +390,12 @@ async fn run_steps(
 }
 
 pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.scheme != SchemeName::Zscore,
+        "quickstart trains on several datasets (phantoms, template variants) and z-score \
+         statistics are per dataset: use none, he or clahe here, or prepare datasets \
+         yourself with `abdoseg dataset prepare --scheme zscore`"
+    );
     // This process owns the store: it may clear what interrupted writes left.
     let store = args.store.store_config()?.as_owner();
     let storage = Storage::open(&store).context("cannot open the object store")?;

@@ -82,3 +82,22 @@ fn ctrl_c_then_the_same_command_resumes_the_training_job() {
     );
     assert!(text.contains("report.html"), "{text}");
 }
+
+#[test]
+fn zscore_is_refused_before_anything_is_written() {
+    // Quickstart mixes datasets (phantoms, template variants) and z-score statistics are
+    // per dataset, so the scheme is refused up front with the command that can do it.
+    let store = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_abdoseg"))
+        .args(["quickstart", "--scheme", "zscore", "--store"])
+        .arg(format!("file://{}", store.path().display()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("abdoseg dataset prepare --scheme zscore"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(store.path()).unwrap().count(), 0);
+}
