@@ -14,6 +14,13 @@ use super::{
 };
 use crate::{Geometry, ImagingError, Volume, orientation::Reorientation};
 
+/// Full style: the top of the scan in the anatomy's frame (mm; the kidneys' centres sit at
+/// −45 to −20, the liver's dome near +115), and how far down it reaches. Abdominal CTs run
+/// from the diaphragm into the pelvis: more than half of these reach the femoral heads
+/// and the whole bladder (at −245 to −150), where a model that never saw them puts "liver".
+pub const FULL_TOP_MM: std::ops::Range<f32> = 100.0..170.0;
+pub const FULL_EXTENT_MM: std::ops::Range<f32> = 280.0..420.0;
+
 /// How phantoms are made: as before appearance randomization (one fixed look per
 /// contrast phase, one phase per site, the organs' neighbours only), with randomized
 /// looks, or with randomized looks and the surroundings (the default). The first two are
@@ -101,7 +108,7 @@ pub struct Grid {
 
 /// Generates case `index` (1-based) of a dataset made with `seed` at `center`, on a
 /// random grid (224–320 pixels over a 360–440 mm field of view, 2–5 mm slices over
-/// 280–380 mm from the hips to the lung bases in the full style, 200–250 mm of the
+/// 280–420 mm from the lung bases down into the pelvis in the full style, 200–250 mm of the
 /// abdomen in the others) unless `grid` fixes one.
 pub fn generate_case(
     seed: u64,
@@ -131,13 +138,13 @@ pub fn generate_case(
         let thickness: f32 = [2.0, 2.5, 3.0, 4.0, 5.0][rng.random_range(0..5)];
         // The full style reaches from the pelvis to the lung bases, as abdominal scans do.
         let extent: f32 = if center.style == Style::Full {
-            rng.random_range(280.0..380.0)
+            rng.random_range(FULL_EXTENT_MM)
         } else {
             rng.random_range(200.0..250.0)
         };
         Grid {
             matrix,
-            slices: ((extent / thickness).round() as usize).clamp(40, 160),
+            slices: ((extent / thickness).round() as usize).clamp(40, 200),
             spacing: fov / matrix as f32,
             thickness,
         }
@@ -153,8 +160,10 @@ pub fn generate_case(
             "phantom grid {grid:?}"
         )));
     }
+    // Full style: the scan's top is anatomical (around the liver's dome, whose centre sits
+    // near +45 mm with a 70 mm half-height), and the scan reaches down from there.
     let z_bottom: f32 = if center.style == Style::Full {
-        rng.random_range(-290.0..-160.0)
+        rng.random_range(FULL_TOP_MM) - slices as f32 * thickness
     } else {
         rng.random_range(-125.0..-105.0)
     };
