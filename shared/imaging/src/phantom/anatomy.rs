@@ -194,12 +194,18 @@ impl Anatomy {
             Ellipsoid::turned(left, kidney_radii, turn),
             Ellipsoid::turned(right, kidney_radii, -turn),
         ];
-        // The renal sinus, toward the hilum.
+        // The renal sinus, toward the hilum. With surroundings it opens there, as real
+        // kidneys do around their middle: a C of parenchyma around fat on the hilum slices.
+        let (offset, reach) = if surroundings {
+            (20.0, 12.0)
+        } else {
+            (12.0, 9.0)
+        };
         let sinus = |c: [f32; 3], side: f32| {
             let (sin, cos) = (side * turn).sin_cos();
             Ellipsoid::turned(
-                [c[0] - side * 12.0 * cos, c[1] - side * 12.0 * sin, c[2]],
-                [9.0, 12.0, 25.0],
+                [c[0] - side * offset * cos, c[1] - side * offset * sin, c[2]],
+                [reach, 12.0, 25.0],
                 side * turn,
             )
         };
@@ -553,7 +559,41 @@ pub(super) fn lobule(p: [f32; 3]) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::lobule;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::{Anatomy, lobule};
+    use crate::phantom::appearance::{Appearance, Phase};
+
+    /// Whether walking out of kidney `k`'s sinus, away from the kidney's centre, leaves the
+    /// kidney too: the sinus then opens at the hilum instead of lying inside the organ.
+    fn sinus_opens(anatomy: &Anatomy, k: usize) -> bool {
+        let (kidney, sinus) = (&anatomy.kidneys[k], &anatomy.kidney_sinus[k]);
+        let [dx, dy] = [
+            sinus.center[0] - kidney.center[0],
+            sinus.center[1] - kidney.center[1],
+        ];
+        let norm = (dx * dx + dy * dy).sqrt();
+        let mut p = sinus.center;
+        while sinus.level(p) < 1.0 {
+            p = [p[0] + 0.25 * dx / norm, p[1] + 0.25 * dy / norm, p[2]];
+        }
+        kidney.level(p) >= 1.0
+    }
+
+    #[test]
+    fn full_style_kidneys_open_at_the_hilum() {
+        for seed in 0..20 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let look = Appearance::fixed(Phase::PortalVenous, 10.0);
+            let full = Anatomy::random(&mut rng, look.clone(), true);
+            let earlier = Anatomy::random(&mut rng, look, false);
+            for k in 0..2 {
+                assert!(sinus_opens(&full, k), "seed {seed}, kidney {k}");
+                assert!(!sinus_opens(&earlier, k), "seed {seed}, kidney {k}");
+            }
+        }
+    }
 
     #[test]
     fn lobules_split_a_gland_by_the_share_asked() {
