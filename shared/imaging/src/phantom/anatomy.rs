@@ -442,7 +442,7 @@ impl Anatomy {
             return tissue(veins);
         }
         if self.pancreas.contains(p) {
-            let fat = lobule(p) < look.pancreas_fat;
+            let fat = look.pancreas_fat > 0.0 && lobule(p) < look.pancreas_fat;
             return Tissue {
                 hu: look.hu(if fat {
                     Structure::Fat
@@ -598,7 +598,7 @@ mod tests {
     #[test]
     fn lobules_split_a_gland_by_the_share_asked() {
         // Points on a 1 mm grid through a 60 × 30 × 40 mm block: the cells below `f` make
-        // up about `f` of it, and the pattern is a function of position alone.
+        // up about `f` of it.
         let points: Vec<[f32; 3]> = (0..60)
             .flat_map(|x| (0..30).flat_map(move |y| (0..40).map(move |z| [x, y, z])))
             .map(|[x, y, z]| [x as f32 - 20.0, y as f32 + 35.5, z as f32 - 81.0])
@@ -608,7 +608,6 @@ mod tests {
             let measured = fat as f32 / points.len() as f32;
             assert!((measured - share).abs() < 0.06, "{share}: {measured}");
         }
-        assert_eq!(lobule([3.0, -7.5, 12.0]), lobule([3.0, -7.5, 12.0]));
         assert!(points.iter().all(|&p| (0.0..1.0).contains(&lobule(p))));
         // Lobules, not voxel noise: most 1 mm neighbours share their cell.
         let same = points

@@ -160,8 +160,7 @@ pub fn generate_case(
             "phantom grid {grid:?}"
         )));
     }
-    // Full style: the scan's top is anatomical (around the liver's dome, whose centre sits
-    // near +45 mm with a 70 mm half-height), and the scan reaches down from there.
+    // Full style: the top is anatomical (FULL_TOP_MM), the scan reaches down from there.
     let z_bottom: f32 = if center.style == Style::Full {
         rng.random_range(FULL_TOP_MM) - slices as f32 * thickness
     } else {
