@@ -53,12 +53,22 @@ def run_cli(abdoseg, *args):
     return result.stdout
 
 
-def train_tiny_model(abdoseg, server, name, cases=4, seed=4):
-    """Phantoms into the server's store, prepared at 32×32, one short epoch of a tiny
-    U-Net through the CLI: (model id, dataset id, what `abdoseg train` printed)."""
-    url = f"http://{server['address']}"
+def write_small_phantoms(abdoseg, server, name, cases, seed):
+    """Phantoms into the server's store as `raw/NAME`, on a fixed small grid (128 × 128
+    pixels of 3 mm, 40 slices of 6 mm: every organ, a fifteenth of a drawn grid's voxels)
+    so that the tests that only need some trained model do not spend their time drawing."""
     store = f"file://{server['store']}"
-    run_cli(abdoseg, "phantom", "--cases", cases, "--seed", seed, "--store", store, "--dataset", name)
+    run_cli(
+        abdoseg, "phantom", "--cases", cases, "--seed", seed, "--store", store, "--dataset", name,
+        "--matrix", 128, "--slices", 40, "--spacing", 3, "--thickness", 6,
+    )
+
+
+def train_tiny_model(abdoseg, server, name, cases=4, seed=4):
+    """Small phantoms into the server's store, prepared at 32×32, one short epoch of a
+    tiny U-Net through the CLI: (model id, dataset id, what `abdoseg train` printed)."""
+    url = f"http://{server['address']}"
+    write_small_phantoms(abdoseg, server, name, cases, seed)
     prepared = run_cli(
         abdoseg, "dataset", "--url", url, "prepare", "--source", f"raw/{name}", "--size", 32
     )

@@ -8,7 +8,7 @@ use abdoseg_dataset::{manifest::Manifest, sha256_hex, shard::decode_all};
 use abdoseg_imaging::{
     labels::class_counts,
     nifti::{write_i16, write_labels},
-    phantom::{Center, case_file_names, generate_case},
+    phantom::{Center, Grid, case_file_names, generate_case},
 };
 use abdoseg_protos::{
     common::v1::{IntensityScheme, PreprocessingConfig},
@@ -29,6 +29,16 @@ pub fn real_case_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real-abdomen")
 }
 
+/// The phantoms' grid in these tests: 128 × 128 pixels of 3 mm, 40 slices of 6 mm from
+/// over the liver's dome down past the kidneys (every organ; a drawn grid has up to 15
+/// times the voxels, and drawing those was most of these tests' time).
+const TEST_GRID: Grid = Grid {
+    matrix: 128,
+    slices: 40,
+    spacing: 3.0,
+    thickness: 6.0,
+};
+
 /// Writes phantom cases 1…`cases` under `raw/{name}/{images}` and `raw/{name}/{labels}`,
 /// their label values translated by `numbering`.
 async fn put_phantom_cases(
@@ -39,7 +49,8 @@ async fn put_phantom_cases(
     numbering: [u8; 5],
 ) {
     for index in 1..=cases {
-        let mut case = generate_case(seed, index, Center::new(seed, index % 3), None).unwrap();
+        let mut case =
+            generate_case(seed, index, Center::new(seed, index % 3), Some(TEST_GRID)).unwrap();
         case.labels.data.mapv_inplace(|v| numbering[usize::from(v)]);
         let (image, label) = case_file_names(index);
         for (key, bytes) in [

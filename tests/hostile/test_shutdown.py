@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kit import Api, modules, start_hostile
-from servers import run_cli, stop
+from servers import run_cli, stop, write_small_phantoms
 
 DELAY = 2
 
@@ -64,8 +64,7 @@ def test_a_job_watcher_is_told_the_server_is_stopping(tmp_path_factory, abdoseg,
     server = start_hostile(tmp_path_factory, abdoseg, "--shutdown-delay-secs", "1")
     try:
         url = f"http://{server['address']}"
-        store = f"file://{server['store']}"
-        run_cli(abdoseg, "phantom", "--cases", 4, "--seed", 2, "--store", store, "--dataset", "s")
+        write_small_phantoms(abdoseg, server, "s", cases=4, seed=2)
         prepared = run_cli(
             abdoseg, "dataset", "--url", url, "prepare", "--source", "raw/s", "--size", 32
         )
