@@ -10,6 +10,7 @@
 mod anatomy;
 pub mod appearance;
 mod case;
+mod decoys;
 pub mod difficulty;
 mod pelvis;
 mod scanner;
