@@ -10,7 +10,6 @@
 mod anatomy;
 pub mod appearance;
 mod case;
-mod decoys;
 pub mod difficulty;
 mod pelvis;
 mod scanner;

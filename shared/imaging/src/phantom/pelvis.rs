@@ -79,11 +79,6 @@ impl Pelvis {
         self.crest
     }
 
-    /// Height of the femoral heads' centres (z, mm).
-    pub(super) fn hips(&self) -> f32 {
-        self.hip_z
-    }
-
     /// How much wider than the abdomen the body is at height `z` (a factor ≥ 1).
     pub(super) fn width_factor(&self, z: f32) -> f32 {
         1.0 + self.widening * ramp(self.crest - z, 0.0, 60.0)

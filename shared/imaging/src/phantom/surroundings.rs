@@ -2,8 +2,7 @@
 //! muscles, the gallbladder in the liver's bed, the adrenals above the kidneys, costal
 //! cartilage, arms at the sides (or raised out of the field), the scanner's table, and
 //! cysts and lesions inside the organs (which keep the organ's label, as in AbdomenCT-1K);
-//! the lung bases above and the pelvis below ([`super::pelvis`]), and decoys with an
-//! organ's density among the lower abdomen's bowel ([`super::decoys`]).
+//! the lung bases above and the pelvis below ([`super::pelvis`]).
 //! Coordinates as in [`super::Anatomy`]: canonical mm, x toward the patient's left,
 //! y posterior, z superior.
 
@@ -13,7 +12,6 @@ use super::{
     Tissue,
     anatomy::{Ellipsoid, tissue},
     appearance::{Appearance, Structure},
-    decoys::Decoys,
     pelvis::Pelvis,
 };
 
@@ -57,7 +55,6 @@ pub struct Surroundings {
     table: Option<f32>,
     lesions: Vec<Lesion>,
     pub(super) pelvis: Pelvis,
-    decoys: Decoys,
 }
 
 impl Surroundings {
@@ -135,7 +132,6 @@ impl Surroundings {
             ),
         };
         let pelvis = Pelvis::random(rng, body);
-        let decoys = Decoys::random(rng, body, pelvis.crest(), pelvis.hips());
         Self {
             ends,
             psoas_x: rng.random_range(28.0..38.0),
@@ -148,7 +144,6 @@ impl Surroundings {
             table,
             lesions,
             pelvis,
-            decoys,
         }
     }
 
@@ -207,8 +202,7 @@ impl Surroundings {
 
     /// Above the diaphragm, where no organ is: the heart and the lung bases (air, thin
     /// vessels) over the domes, which sit higher at the sides and dip toward the back.
-    /// Below the abdomen: the pelvis's bladder and rectum ([`Pelvis::viscera`]), then the
-    /// decoys.
+    /// Below the abdomen: the pelvis's bladder and rectum ([`Pelvis::viscera`]).
     pub(super) fn ends(&self, p: [f32; 3], body: [f32; 2], look: &Appearance) -> Option<Tissue> {
         let [x, y, z] = p;
         let ends = &self.ends;
@@ -225,9 +219,7 @@ impl Surroundings {
                 -860.0
             }));
         }
-        self.pelvis
-            .viscera(p, body, look)
-            .or_else(|| self.decoys.at(p, look))
+        self.pelvis.viscera(p, body, look)
     }
 
     /// Inside the abdomen, after the organs: the psoas muscles (growing toward the
