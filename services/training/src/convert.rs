@@ -134,15 +134,17 @@ pub fn job_spec(config: pb::TrainingConfig) -> Result<JobSpec, Error> {
                 max_scale: a.max_scale,
                 intensity_jitter: a.intensity_jitter,
                 noise_std: a.noise_std,
+                gamma: a.gamma,
             };
             let ok = |v: f32, max: f32| v.is_finite() && (0.0..=max).contains(&v);
             if !(ok(a.max_rotation_degrees, 45.0)
                 && ok(a.max_scale, 0.5)
                 && ok(a.intensity_jitter, 0.5)
-                && ok(a.noise_std, 0.5))
+                && ok(a.noise_std, 0.5)
+                && ok(a.gamma, 1.0))
             {
                 return Err(invalid(
-                    "augmentation: rotation 0 to 45 degrees, scale, jitter and noise 0 to 0.5",
+                    "augmentation: rotation 0 to 45 degrees, scale, jitter and noise 0 to 0.5, gamma 0 to 1",
                 ));
             }
             augmentation
@@ -293,6 +295,7 @@ pub fn config_to_proto(
             max_scale: augmentation.max_scale,
             intensity_jitter: augmentation.intensity_jitter,
             noise_std: augmentation.noise_std,
+            gamma: augmentation.gamma,
         }),
         seed: t.seed,
         device: device_to_proto(spec.device) as i32,
@@ -500,6 +503,17 @@ mod tests {
                     ..request()
                 },
                 "augmentation",
+            ),
+            (
+                pb::TrainingConfig {
+                    augmentation: Some(pb::Augmentation {
+                        enabled: true,
+                        gamma: 1.5,
+                        ..pb::Augmentation::default()
+                    }),
+                    ..request()
+                },
+                "gamma 0 to 1",
             ),
         ];
         for (config, field) in cases {
