@@ -125,7 +125,8 @@ fn apply_gamma(image: &mut Array3<f32>, gamma: f32, inverted: bool) {
             (lo.min(v), hi.max(v))
         });
     let span = high - low;
-    if !(span > 0.0) {
+    if !span.is_finite() || span <= 0.0 {
+        // Empty, flat or not finite: no range to bend.
         return;
     }
     image.mapv_inplace(|v| {
