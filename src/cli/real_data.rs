@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use abdoseg_imaging::{
-    nifti::{ReadLimits, read_ct, read_labels_on, read_labels_remapped, write_i16, write_labels},
-    phantom::{Center, StructureGroup, Template, template_variant},
+    nifti::{ReadLimits, read_ct, read_labels_on, write_i16, write_labels},
+    phantom::{Center, Template, template_variant},
 };
 use abdoseg_storage::{Id, Storage, keys::RawDatasetKeys};
 use anyhow::Context;
@@ -17,25 +17,9 @@ pub struct RealCase {
     pub case_id: String,
     pub image: PathBuf,
     pub labels: PathBuf,
-    /// `structures/X.nii[.gz]` with `structures/X.json` (`{"id": "name"}`, as
-    /// TotalSegmentator names its classes), when the folder has them: further structures
-    /// a template's variants redraw on their own (`StructureGroup`).
-    pub structures: Option<(PathBuf, PathBuf)>,
 }
 
-impl RealCase {
-    /// Every file of the case, for content digests.
-    pub fn files(&self) -> Vec<&Path> {
-        let mut files = vec![self.image.as_path(), self.labels.as_path()];
-        if let Some((map, names)) = &self.structures {
-            files.extend([map.as_path(), names.as_path()]);
-        }
-        files
-    }
-}
-
-/// The cases of `dir` (`images/X_0000.nii[.gz]` with `labels/X.nii[.gz]`, and optionally
-/// `structures/X.nii[.gz]` with `structures/X.json`), sorted by id.
+/// The cases of `dir` (`images/X_0000.nii[.gz]` with `labels/X.nii[.gz]`), sorted by id.
 pub fn list_cases(dir: &Path) -> anyhow::Result<Vec<RealCase>> {
     let images = dir.join("images");
     let mut cases = Vec::new();
@@ -61,20 +45,10 @@ pub fn list_cases(dir: &Path) -> anyhow::Result<Vec<RealCase>> {
             image.display(),
             labels.display()
         );
-        let map = dir.join("structures").join(format!("{case_id}{extension}"));
-        let names = dir.join("structures").join(format!("{case_id}.json"));
-        anyhow::ensure!(
-            map.is_file() == names.is_file(),
-            "{} needs both {} and {}",
-            image.display(),
-            map.display(),
-            names.display()
-        );
         cases.push(RealCase {
             case_id,
             image,
             labels,
-            structures: map.is_file().then_some((map, names)),
         });
     }
     anyhow::ensure!(
@@ -117,13 +91,7 @@ pub async fn write_template_variants(
                     .with_context(|| format!("template {} is not a usable CT", case.case_id))?;
                 let labels = read_labels_on(&ct.geometry, &read(&case.labels)?, &limits)
                     .with_context(|| format!("template {}'s labels", case.case_id))?;
-                let mut made = Template::new(ct, &labels)?;
-                if let Some((map, names)) = &case.structures {
-                    let groups = read_structure_groups(&read(map)?, &read(names)?, &limits)
-                        .with_context(|| format!("template {}'s structures", case.case_id))?;
-                    made = made.with_groups(&groups)?;
-                }
-                template = Some(made);
+                template = Some(Template::new(ct, &labels)?);
             }
             let Some(template) = &template else { continue };
             let variant = template_variant(template, 1, t * 1000 + v, Center::new(1, v % 3))?;
@@ -140,65 +108,4 @@ pub async fn write_template_variants(
         }
     }
     Ok(written)
-}
-
-/// A structure map read as [`StructureGroup`] codes: `names` (`{"id": "name"}`) says what
-/// each value is; values it names in no group become 0, values it does not name are
-/// refused.
-fn read_structure_groups(
-    map: &[u8],
-    names: &[u8],
-    limits: &ReadLimits,
-) -> anyhow::Result<abdoseg_imaging::Volume<u8>> {
-    let names: std::collections::BTreeMap<String, String> = serde_json::from_slice(names)
-        .context("the structure names are not a JSON object of names")?;
-    let mut remap = [None; 256];
-    remap[0] = Some(0);
-    for (id, name) in &names {
-        let value: u8 = id
-            .parse()
-            .with_context(|| format!("structure id {id:?} is not 0 to 255"))?;
-        remap[usize::from(value)] =
-            Some(StructureGroup::of_structure(name).map_or(0, StructureGroup::code));
-    }
-    Ok(read_labels_remapped(map, limits, &remap)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use abdoseg_imaging::{Geometry, Volume, nifti::write_labels};
-    use ndarray::Array3;
-
-    use super::*;
-
-    #[test]
-    fn structure_maps_are_read_as_groups_and_unnamed_values_refused() {
-        let mut affine = [[0.0; 4]; 4];
-        for (a, row) in affine.iter_mut().enumerate() {
-            row[a] = 1.0;
-        }
-        let geometry = Geometry::new([3, 1, 1], affine).unwrap();
-        let map = |values: [u8; 3]| {
-            let volume = Volume {
-                geometry: geometry.clone(),
-                data: Array3::from_shape_vec((1, 1, 3), values.to_vec()).unwrap(),
-            };
-            write_labels(&volume, true).unwrap()
-        };
-        let names = br#"{"86": "autochthon_left", "52": "aorta", "79": "spinal_cord"}"#;
-        let limits = ReadLimits::default();
-        let groups = read_structure_groups(&map([86, 52, 79]), names, &limits).unwrap();
-        let codes: Vec<u8> = groups.data.iter().copied().collect();
-        assert_eq!(
-            codes,
-            [
-                StructureGroup::Muscle.code(),
-                StructureGroup::Artery.code(),
-                0
-            ]
-        );
-        // A value the names leave out, and names that are not a JSON object, are refused.
-        assert!(read_structure_groups(&map([86, 7, 0]), names, &limits).is_err());
-        assert!(read_structure_groups(&map([0, 0, 0]), b"[1]", &limits).is_err());
-    }
 }

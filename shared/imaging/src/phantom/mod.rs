@@ -18,7 +18,7 @@ mod template;
 
 pub use anatomy::{Anatomy, Tissue};
 pub use case::{Center, Grid, PhantomCase, Style, generate_case};
-pub use template::{StructureGroup, Template, template_variant};
+pub use template::{Template, template_variant};
 
 /// The AbdomenCT-1K file names of case `index` (1-based): image and label.
 pub fn case_file_names(index: usize) -> (String, String) {

@@ -8,14 +8,8 @@
 //! fat, soft tissue or bone by its HU — gets a new mean drawn for the case's phase
 //! ([`Appearance`]) while its texture is kept, scaled 0.6–1.4 around the mean; then the
 //! scanner's effects ([`super::scanner`]). No left/right flips: anatomy is lateralized.
-//!
-//! A template may also carry a map of further structures ([`Template::with_groups`]; the
-//! 31 structures of `real-dicom`, for instance): muscles, arteries, veins, the gut and the
-//! labelled bones then get means of their own, drawn for the phase, instead of moving
-//! together as "soft tissue", so the organs' contrast against their neighbours varies as it
-//! does between real scans (the recipe's generation-only classes).
 
-use ndarray::{Array3, Axis, Zip};
+use ndarray::{Array3, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -32,70 +26,7 @@ const AIR: usize = 5;
 const FAT: usize = 6;
 const SOFT: usize = 7;
 const BONE: usize = 8;
-/// The classes of a template without a structure map; a variant of one draws the same
-/// numbers in the same order as before structure maps existed.
-const BASE_CLASSES: usize = 9;
-/// Generation classes of the structure groups: `BASE_CLASSES - 1 + group`.
-const MUSCLE: usize = 9;
-const ARTERY: usize = 10;
-const VEIN: usize = 11;
-const GUT: usize = 12;
-const SKELETON: usize = 13;
-const CLASSES: usize = 14;
-
-/// A group of named structures that shares one drawn mean in a template's variants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StructureGroup {
-    Muscle = 1,
-    Artery = 2,
-    Vein = 3,
-    Gut = 4,
-    Skeleton = 5,
-}
-
-impl StructureGroup {
-    /// The code of this group in a group map (0: no group).
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The group of a structure by its TotalSegmentator-style name (`autochthon_left`,
-    /// `aorta`, `portal_vein_and_splenic_vein`, `rib_left_6`, …), if it belongs to one.
-    pub fn of_structure(name: &str) -> Option<Self> {
-        const GROUPS: [(StructureGroup, &[&str]); 5] = [
-            (
-                StructureGroup::Muscle,
-                &["autochthon", "iliopsoas", "gluteus", "muscle"],
-            ),
-            (StructureGroup::Artery, &["aorta", "artery", "celiac_trunk"]),
-            (StructureGroup::Vein, &["vena_cava", "vein"]),
-            (
-                StructureGroup::Gut,
-                &["stomach", "colon", "small_bowel", "duodenum", "esophagus"],
-            ),
-            (
-                StructureGroup::Skeleton,
-                &[
-                    "vertebra",
-                    "rib_",
-                    "humerus",
-                    "femur",
-                    "hip_",
-                    "sacrum",
-                    "scapula",
-                    "clavicula",
-                    "sternum",
-                    "costal_cartilage",
-                ],
-            ),
-        ];
-        let name = name.to_ascii_lowercase();
-        GROUPS
-            .iter()
-            .find(|(_, words)| words.iter().any(|w| name.contains(w)))
-            .map(|(group, _)| *group)
-    }
-}
+const CLASSES: usize = 9;
 
 fn hu_class(hu: f32) -> usize {
     if hu < -250.0 {
@@ -115,8 +46,6 @@ pub struct Template {
     ct: Canonical<f32>,
     labels: Canonical<u8>,
     image: Volume<f32>,
-    /// Structure groups ([`StructureGroup::code`], 0 for none) on the CT's grid.
-    groups: Option<Canonical<u8>>,
     /// Mean HU of each generation class in the template.
     means: [f32; CLASSES],
 }
@@ -131,67 +60,26 @@ impl Template {
         }
         let ct = Canonical::of(&image);
         let labels = Canonical::of(labels);
-        let mut template = Self {
+        let mut sums = [(0.0f64, 0u64); CLASSES];
+        for (&hu, &label) in ct.data.iter().zip(labels.data.iter()) {
+            let class = class_of(hu, label);
+            sums[class].0 += f64::from(hu);
+            sums[class].1 += 1;
+        }
+        let means = sums.map(|(sum, n)| if n == 0 { 0.0 } else { (sum / n as f64) as f32 });
+        Ok(Self {
             ct,
             labels,
             image,
-            groups: None,
-            means: [0.0; CLASSES],
-        };
-        template.measure_means();
-        Ok(template)
-    }
-
-    /// The template with a map of structure groups on its grid (values
-    /// [`StructureGroup::code`], 0 where no group is named); the organs' labels win where
-    /// both name a voxel, and air and fat stay classed by HU.
-    pub fn with_groups(mut self, groups: &Volume<u8>) -> Result<Self, ImagingError> {
-        if !self.image.geometry.same_grid(&groups.geometry) {
-            return Err(ImagingError::GridMismatch {
-                image: self.image.geometry.describe(),
-                label: groups.geometry.describe(),
-            });
-        }
-        if let Some(&code) = groups
-            .data
-            .iter()
-            .find(|&&g| usize::from(g) > CLASSES - BASE_CLASSES)
-        {
-            return Err(ImagingError::InvalidLabel {
-                value: f64::from(code),
-            });
-        }
-        self.groups = Some(Canonical::of(groups));
-        self.measure_means();
-        Ok(self)
-    }
-
-    fn measure_means(&mut self) {
-        let mut sums = [(0.0f64, 0u64); CLASSES];
-        let mut add = |hu: f32, label: u8, group: u8| {
-            let class = class_of(hu, label, group);
-            sums[class].0 += f64::from(hu);
-            sums[class].1 += 1;
-        };
-        match &self.groups {
-            Some(groups) => Zip::from(&self.ct.data)
-                .and(&self.labels.data)
-                .and(&groups.data)
-                .for_each(|&hu, &label, &group| add(hu, label, group)),
-            None => Zip::from(&self.ct.data)
-                .and(&self.labels.data)
-                .for_each(|&hu, &label| add(hu, label, 0)),
-        }
-        self.means = sums.map(|(sum, n)| if n == 0 { 0.0 } else { (sum / n as f64) as f32 });
+            means,
+        })
     }
 }
 
-fn class_of(hu: f32, label: u8, group: u8) -> usize {
-    match (label, hu_class(hu)) {
-        (1..=4, _) => usize::from(label),
-        (_, by_hu @ (AIR | FAT)) => by_hu,
-        (_, by_hu) if group == 0 => by_hu,
-        _ => BASE_CLASSES - 1 + usize::from(group),
+fn class_of(hu: f32, label: u8) -> usize {
+    match label {
+        1..=4 => usize::from(label),
+        _ => hu_class(hu),
     }
 }
 
@@ -264,20 +152,9 @@ pub fn template_variant(
     let (slices, rows, columns) = template.ct.data.dim();
     let extent = [rows as f32 * spacing[1], columns as f32 * spacing[0]];
     let warp = Warp::random(&mut rng, extent);
-    let mut texture = [1.0f32; CLASSES];
-    for scale in &mut texture[..BASE_CLASSES] {
-        *scale = rng.random_range(0.6..1.4);
-    }
-    let mut target = target_means(&look, template, &mut rng);
+    let texture: [f32; CLASSES] = [0; CLASSES].map(|_| rng.random_range(0.6..1.4));
+    let target = target_means(&look, template, &mut rng);
     let noise_seed: u64 = rng.random();
-    if template.groups.is_some() {
-        // Drawn after everything a template without groups draws, so that its variants
-        // stay what they were.
-        for scale in &mut texture[BASE_CLASSES..] {
-            *scale = rng.random_range(0.6..1.4);
-        }
-        group_means(&mut target, &look, template, &mut rng);
-    }
 
     // Where each output pixel comes from, shared by every slice.
     let (cy, cx) = ((rows as f32 - 1.0) / 2.0, (columns as f32 - 1.0) / 2.0);
@@ -298,13 +175,11 @@ pub fn template_variant(
         .for_each(|(z, (mut hu_slice, mut label_slice))| {
             let ct = template.ct.axial(z);
             let source_labels = template.labels.axial(z);
-            let source_groups = template.groups.as_ref().map(|g| g.axial(z));
             for (i, &[sy, sx]) in sources.iter().enumerate() {
                 let (r, c) = (i / columns, i % columns);
                 let value = bilinear(&ct, sy, sx);
                 let label = nearest(&source_labels, sy, sx);
-                let group = source_groups.as_ref().map_or(0, |g| nearest(g, sy, sx));
-                let class = class_of(value, label, group);
+                let class = class_of(value, label);
                 let redrawn = if class == AIR {
                     value
                 } else {
@@ -345,22 +220,6 @@ fn target_means(look: &Appearance, template: &Template, rng: &mut ChaCha8Rng) ->
     target[BONE] = template.means[BONE] * rng.random_range(0.8..1.2);
     target[0] = target[SOFT];
     target
-}
-
-/// The means of the structure groups in this variant, each drawn for the look's phase on
-/// its own: muscle, arteries, veins, the gut's wall and contents, the labelled bones.
-fn group_means(
-    target: &mut [f32; CLASSES],
-    look: &Appearance,
-    template: &Template,
-    rng: &mut ChaCha8Rng,
-) {
-    target[MUSCLE] = look.hu(Structure::Muscle) + rng.random_range(-10.0..10.0);
-    target[ARTERY] = look.hu(Structure::Aorta);
-    target[VEIN] = look.hu(Structure::Veins);
-    let wall = rng.random_range(0.3..1.0);
-    target[GUT] = wall * look.hu(Structure::BowelWall) + (1.0 - wall) * look.hu(Structure::Fluid);
-    target[SKELETON] = template.means[SKELETON] * rng.random_range(0.8..1.2);
 }
 
 fn bilinear(image: &ndarray::ArrayView2<'_, f32>, y: f32, x: f32) -> f32 {
@@ -433,75 +292,6 @@ mod tests {
             },
         )
         .unwrap()
-    }
-
-    #[test]
-    fn structure_groups_get_means_of_their_own_and_leave_groupless_variants_alone() {
-        // Every voxel of the body's soft tissue named muscle (group 1): the grouped
-        // template's variants draw it a mean of its own where the plain template's draw
-        // one for all soft tissue; everything else, noise included, is drawn alike.
-        let plain = template();
-        let groups = Volume {
-            geometry: plain.image.geometry.clone(),
-            data: Array3::from_shape_fn((4, 50, 60), |(_, y, x)| {
-                u8::from(plain.image.data[[0, y, x]] == 40.0)
-            }),
-        };
-        let grouped = plain.clone().with_groups(&groups).unwrap();
-        assert!((grouped.means[MUSCLE] - 40.0).abs() < 1e-3);
-        assert_eq!(grouped.means[SOFT], 0.0, "no soft tissue is left ungrouped");
-        let center = Center::new(1, 0);
-        let mut shifts = Vec::new();
-        for index in 0..12 {
-            let a = template_variant(&plain, 5, index, center).unwrap();
-            let b = template_variant(&grouped, 5, index, center).unwrap();
-            assert_eq!(a.labels.data, b.labels.data);
-            assert_eq!(a.appearance, b.appearance);
-            // Over the body's inner soft tissue the two differ by one shift per variant.
-            let differences: Vec<f32> = a
-                .image
-                .data
-                .iter()
-                .zip(b.image.data.iter())
-                .zip(a.labels.data.iter())
-                .map(|((&va, &vb), &l)| (f32::from(va), f32::from(vb), l))
-                .filter(|&(va, vb, l)| l == 0 && va > -10.0 && vb > -10.0 && va < 150.0)
-                .map(|(va, vb, _)| vb - va)
-                .collect();
-            assert!(differences.len() > 500, "{}", differences.len());
-            let mean = differences.iter().sum::<f32>() / differences.len() as f32;
-            // Muscle ± 10 HU against muscle ± 10 HU, times the centre's calibration.
-            assert!(mean.abs() < 21.0 * center.scale.abs() + 1.0, "{mean}");
-            shifts.push(mean);
-        }
-        let apart = shifts.iter().filter(|s| s.abs() > 1.0).count();
-        assert!(apart >= 8, "{shifts:?}");
-        // Codes beyond the groups are refused.
-        let mut bad = groups.clone();
-        bad.data[[0, 0, 0]] = 9;
-        assert!(plain.with_groups(&bad).is_err());
-    }
-
-    #[test]
-    fn structures_fall_into_groups_by_name() {
-        use StructureGroup::*;
-        for (name, group) in [
-            ("autochthon_left", Some(Muscle)),
-            ("iliopsoas_right", Some(Muscle)),
-            ("aorta", Some(Artery)),
-            ("inferior_vena_cava", Some(Vein)),
-            ("portal_vein_and_splenic_vein", Some(Vein)),
-            ("stomach", Some(Gut)),
-            ("colon", Some(Gut)),
-            ("vertebrae_T12", Some(Skeleton)),
-            ("rib_left_6", Some(Skeleton)),
-            ("costal_cartilages", Some(Skeleton)),
-            ("spinal_cord", None),
-            ("adrenal_gland_right", None),
-            ("liver", None),
-        ] {
-            assert_eq!(StructureGroup::of_structure(name), group, "{name}");
-        }
     }
 
     #[test]
