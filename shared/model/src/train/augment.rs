@@ -29,14 +29,8 @@ pub const INVERTED_GAMMA_SHARE: f64 = 0.25;
 impl Default for Augmentation {
     fn default() -> Self {
         Self {
-            max_rotation_degrees: std::env::var("ABDOSEG_EXP_ROT")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(10.0),
-            max_scale: std::env::var("ABDOSEG_EXP_SCALE")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.1),
+            max_rotation_degrees: 10.0,
+            max_scale: 0.1,
             intensity_jitter: 0.05,
             noise_std: 0.02,
             gamma: 0.5,
