@@ -126,42 +126,20 @@ impl Appearance {
     /// A random look; `noise_scale` is the site's noise relative to the middle of
     /// [`NOISE_STD_HU`] (1 for an average scanner).
     pub fn random<R: Rng>(rng: &mut R, noise_scale: f32) -> Self {
-        Self::random_from(rng, noise_scale, "ABDOSEG_EXP_RANDOM_SHARE")
-    }
-
-    /// Experiment knob: the random palette's share read from `share_env`.
-    pub fn random_from<R: Rng>(rng: &mut R, noise_scale: f32, share_env: &str) -> Self {
         let phase = match rng.random_range(0.0f32..1.0) {
             p if p < 0.4 => Phase::NonContrast,
             p if p < 0.6 => Phase::Arterial,
             _ => Phase::PortalVenous,
         };
-        let share: f64 = std::env::var(share_env)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let random_palette = share > 0.0 && rng.random_bool(share);
-        let kidney_low: f32 = std::env::var("ABDOSEG_EXP_KIDNEY_LOW")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(15.0);
         let mut hu = HU_PRIORS.each_ref().map(|ranges| {
             let range = &ranges[phase.index()];
-            if random_palette {
-                rng.random_range(-160.0f32..240.0)
-            } else {
-                rng.random_range(range.clone())
-            }
+            rng.random_range(range.clone())
         });
-        if !random_palette && phase == Phase::NonContrast && kidney_low < 15.0 {
-            hu[1] = rng.random_range(kidney_low..55.0);
-        }
         // Without contrast the kidney's cortex and medulla look alike: one homogeneous
         // organ around its sinus fat, as in real plain scans.
-        if !random_palette && phase == Phase::NonContrast {
+        if phase == Phase::NonContrast {
             let medulla = &HU_PRIORS[2][Phase::NonContrast.index()];
-            hu[2] = (hu[1] + rng.random_range(-6.0..6.0))
-                .clamp(medulla.start.min(kidney_low), medulla.end - 0.01);
+            hu[2] = (hu[1] + rng.random_range(-6.0..6.0)).clamp(medulla.start, medulla.end - 0.01);
         }
         let gut_contents = if rng.random_bool(0.25) {
             rng.random_range(ORAL_CONTRAST_HU)

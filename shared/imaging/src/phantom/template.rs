@@ -143,11 +143,7 @@ pub fn template_variant(
     let mut rng = ChaCha8Rng::seed_from_u64(
         seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (index as u64).rotate_left(17),
     );
-    let mut look = Appearance::random_from(
-        &mut rng,
-        center.noise_std / 15.0,
-        "ABDOSEG_EXP_TEMPLATE_SHARE",
-    );
+    let mut look = Appearance::random(&mut rng, center.noise_std / 15.0);
     let spacing = template.ct.spacing;
     if spacing[2] >= 2.5 {
         // Already thick slices: averaging more would blur the anatomy away.
