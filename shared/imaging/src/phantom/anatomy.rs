@@ -148,6 +148,10 @@ pub struct Anatomy {
     surroundings: Option<Surroundings>,
 }
 
+/// Full style: the right kidney's centre height in the anatomy's frame (mm; the left one
+/// sits 10 mm higher). The liver's centre is near +45 and its dome near +100.
+pub(super) const KIDNEY_Z_MM: std::ops::Range<f32> = -20.0..5.0;
+
 fn jitter<R: Rng>(rng: &mut R, p: [f32; 3], by: f32) -> [f32; 3] {
     p.map(|v| v + rng.random_range(-by..=by))
 }
@@ -179,14 +183,23 @@ impl Anatomy {
             scaled(rng, [24.0, 42.0, 50.0], 0.8, 1.2),
         );
         let kidney_radii = scaled(rng, [26.0, 30.0, 52.0], 0.85, 1.15);
-        let kidney_z = rng.random_range(-45.0..-20.0);
+        // With surroundings, kidneys sit as high as real ones: their upper halves behind
+        // the liver's right lobe and beside the spleen, the liver's lowest part below the
+        // right kidney's hilum (real-abdomen: 45 mm below; docs/imaging.md).
+        let kidney_z = if surroundings {
+            rng.random_range(KIDNEY_Z_MM)
+        } else {
+            rng.random_range(-45.0..-20.0)
+        };
         let left = jitter(rng, [68.0, 52.0, kidney_z + 10.0], 5.0);
         let right = jitter(rng, [-68.0, 52.0, kidney_z], 5.0);
-        // With surroundings, kidneys as real ones lie: thinner front to back than side to
-        // side, turned so that the hilum faces forward and inward (lateral border behind).
+        // With surroundings, kidneys as real ones lie and measure: an axial section of
+        // about 60 × 50 mm at the hilum (real-abdomen: 59–63 × 49–54), thinner front to
+        // back than side to side, turned so that the hilum faces forward and inward
+        // (lateral border behind).
         let (kidney_radii, turn) = if surroundings {
             let [x, y, z] = kidney_radii;
-            ([x * 1.05, y * 0.75, z], rng.random_range(0.35f32..0.6))
+            ([x * 1.15, y * 0.9, z], rng.random_range(0.35f32..0.6))
         } else {
             (kidney_radii, 0.0)
         };
@@ -197,7 +210,7 @@ impl Anatomy {
         // The renal sinus, toward the hilum. With surroundings it opens there, as real
         // kidneys do around their middle: a C of parenchyma around fat on the hilum slices.
         let (offset, reach) = if surroundings {
-            (20.0, 12.0)
+            (23.0, 12.0)
         } else {
             (12.0, 9.0)
         };
@@ -593,6 +606,40 @@ mod tests {
                 assert!(!sinus_opens(&earlier, k), "seed {seed}, kidney {k}");
             }
         }
+    }
+
+    /// Lowest and highest z of an upright or yawed ellipsoid.
+    fn z_extent(e: &super::Ellipsoid) -> [f32; 2] {
+        let r = 1.0 / e.inv_radii[2];
+        [e.center[2] - r, e.center[2] + r]
+    }
+
+    #[test]
+    fn full_style_kidneys_lie_behind_the_liver_and_beside_the_spleen() {
+        // As on real CT (docs/imaging.md): the liver mostly reaches below the right
+        // kidney's hilum (real-abdomen: 45 mm below), the spleen's lower pole lies within
+        // the left kidney's height, and the kidneys' upper poles stay under the liver's top.
+        let look = Appearance::fixed(Phase::NonContrast, 10.0);
+        let seeds = 0..40u64;
+        let mut below = Vec::new();
+        for seed in seeds.clone() {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let anatomy = Anatomy::random(&mut rng, look.clone(), true);
+            let [left, right] = &anatomy.kidneys;
+            let [liver_low, liver_top] = z_extent(&anatomy.liver[0]);
+            below.push(liver_low - right.center[2]);
+            let [left_low, left_top] = z_extent(left);
+            let spleen_low = z_extent(&anatomy.spleen)[0];
+            assert!((left_low..left_top).contains(&spleen_low), "seed {seed}");
+            for kidney in [left, right] {
+                let top = z_extent(kidney)[1];
+                assert!(top < liver_top - 20.0, "seed {seed}: {top} vs {liver_top}");
+            }
+        }
+        let mean = below.iter().sum::<f32>() / below.len() as f32;
+        let lower = below.iter().filter(|&&d| d < 0.0).count();
+        assert!((-40.0..-10.0).contains(&mean), "{below:?}");
+        assert!(lower * 4 >= below.len() * 3, "{below:?}");
     }
 
     #[test]
