@@ -44,6 +44,14 @@ impl Ellipsoid {
         }
     }
 
+    /// The same ellipsoid with every radius `by` mm longer: it and a shell about `by` thick.
+    pub(super) fn grown(&self, by: f32) -> Self {
+        Self {
+            inv_radii: self.inv_radii.map(|inv| 1.0 / (1.0 / inv + by)),
+            ..*self
+        }
+    }
+
     /// Squared normalized distance: < 1 inside.
     #[inline]
     pub(super) fn level(&self, p: [f32; 3]) -> f32 {
@@ -125,6 +133,9 @@ impl Tube {
 #[derive(Debug, Clone)]
 pub struct Anatomy {
     body: [f32; 2],
+    /// How much deeper the back is than the front (mm; full style 15–40, else 0): room
+    /// behind the spine for the erector spinae, which fill 60 mm or more of a real back.
+    back: f32,
     subcutaneous_fat: f32,
     muscle: f32,
     liver: [Ellipsoid; 2],
@@ -324,9 +335,16 @@ impl Anatomy {
         let muscle = rng.random_range(7.0..13.0);
         let aorta = [12.0 + rng.random_range(-4.0..4.0), 28.0, 11.0];
         let ivc = [-22.0 + rng.random_range(-4.0..4.0), 30.0, 12.0];
-        let surroundings = surroundings.then(|| Surroundings::random(rng, body, &liver, &kidneys));
+        let back = if surroundings {
+            rng.random_range(15.0..40.0)
+        } else {
+            0.0
+        };
+        let surroundings =
+            surroundings.then(|| Surroundings::random(rng, body, back, &liver, &kidneys));
         Self {
             body,
+            back,
             subcutaneous_fat,
             muscle,
             liver,
@@ -353,7 +371,8 @@ impl Anatomy {
         let [x, y, z] = body_point;
         let pelvis = self.surroundings.as_ref().map(|s| &s.pelvis);
         let half_width = self.body[0] * pelvis.map_or(1.0, |p| p.width_factor(z));
-        let radial = (x / half_width).powi(2) + (y / self.body[1]).powi(2);
+        let half_depth = self.body[1] + if y > 0.0 { self.back } else { 0.0 };
+        let radial = (x / half_width).powi(2) + (y / half_depth).powi(2);
         let look = &self.look;
         if radial >= 1.0 {
             return self
@@ -363,7 +382,7 @@ impl Anatomy {
                 .unwrap_or(tissue(-1000.0));
         }
         // Depth below the skin, approximately, in mm.
-        let depth = (1.0 - radial.sqrt()) * self.body[1];
+        let depth = (1.0 - radial.sqrt()) * half_depth;
         if depth < 2.0 {
             return tissue(look.hu(Structure::Muscle) - 15.0);
         }
@@ -431,8 +450,11 @@ impl Anatomy {
         {
             return Some(t);
         }
-        // Paraspinal muscles.
-        if (x.abs() - 38.0).powi(2) / 400.0 + (y - spine_y - 22.0).powi(2) / 500.0 < 1.0 {
+        // Paraspinal muscles; with surroundings, the erector spinae behind the processes
+        // take their place (`Surroundings::after_organs`).
+        if self.surroundings.is_none()
+            && (x.abs() - 38.0).powi(2) / 400.0 + (y - spine_y - 22.0).powi(2) / 500.0 < 1.0
+        {
             return Some(tissue(look.hu(Structure::Muscle)));
         }
         None
@@ -640,6 +662,44 @@ mod tests {
         let lower = below.iter().filter(|&&d| d < 0.0).count();
         assert!((-40.0..-10.0).contains(&mean), "{below:?}");
         assert!(lower * 4 >= below.len() * 3, "{below:?}");
+    }
+
+    #[test]
+    fn full_style_kidneys_lie_in_fat() {
+        // Real kidneys lie in fat (Gerota's fascia), apart from the psoas and the back
+        // muscles: of the 0–4 mm around each kidney where no other organ is, little is
+        // muscle or bone (without the perirenal fat, a third).
+        let look = Appearance::fixed(Phase::NonContrast, 10.0);
+        let mut shares = Vec::new();
+        for seed in 0..10 {
+            let anatomy = Anatomy::random(&mut ChaCha8Rng::seed_from_u64(seed), look.clone(), true);
+            for kidney in &anatomy.kidneys {
+                let shell = kidney.grown(4.0);
+                let [cx, cy, cz] = kidney.center;
+                let (mut fat, mut other) = (0, 0);
+                for i in -35..=35 {
+                    for j in -35..=35 {
+                        for k in -35..=35 {
+                            let step = |c: f32, n: i32| c + 2.0 * n as f32;
+                            let p = [step(cx, i), step(cy, j), step(cz, k)];
+                            if kidney.level(p) < 1.0 || shell.level(p) >= 1.0 {
+                                continue;
+                            }
+                            let t = anatomy.sample(p, p);
+                            match (t.label, t.hu < -40.0) {
+                                (0, true) => fat += 1,
+                                (0, false) => other += 1,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                shares.push(other as f32 / (fat + other) as f32);
+            }
+        }
+        let mean = shares.iter().sum::<f32>() / shares.len() as f32;
+        assert!(mean < 0.2, "{shares:?}");
+        assert!(shares.iter().all(|&s| s < 0.4), "{shares:?}");
     }
 
     #[test]

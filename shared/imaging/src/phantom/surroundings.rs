@@ -50,6 +50,9 @@ pub struct Surroundings {
     quadratus: [f32; 2],
     gallbladder: Option<Ellipsoid>,
     adrenals: [Ellipsoid; 2],
+    /// The fat inside each kidney's (Gerota's) fascia, 6–16 mm around the kidney: real
+    /// kidneys lie in it, apart from the psoas and the back muscles.
+    perirenal_fat: [Ellipsoid; 2],
     arms: Option<Arms>,
     /// The table's top surface (y, mm), below the patient's back.
     table: Option<f32>,
@@ -58,10 +61,12 @@ pub struct Surroundings {
 }
 
 impl Surroundings {
-    /// Random surroundings for a body of half-axes `body` with these organs.
+    /// Random surroundings for a body of half-axes `body` (its back `back` mm deeper) with
+    /// these organs.
     pub(super) fn random<R: Rng>(
         rng: &mut R,
         body: [f32; 2],
+        back: f32,
         liver: &[Ellipsoid; 2],
         kidneys: &[Ellipsoid; 2],
     ) -> Self {
@@ -95,7 +100,7 @@ impl Surroundings {
         });
         let table = rng
             .random_bool(0.7)
-            .then(|| body[1] + rng.random_range(2.0..25.0));
+            .then(|| body[1] + back + rng.random_range(2.0..25.0));
         let lesions = (0..rng.random_range(0..4))
             .map(|_| {
                 // In the liver most often, else a kidney cyst.
@@ -132,14 +137,16 @@ impl Surroundings {
             ),
         };
         let pelvis = Pelvis::random(rng, body);
+        let perirenal_fat = [0, 1].map(|k| kidneys[k].grown(rng.random_range(6.0..16.0)));
         Self {
             ends,
             psoas_x: rng.random_range(28.0..38.0),
             psoas_growth: rng.random_range(0.12..0.2),
-            erector: [rng.random_range(20.0..30.0), rng.random_range(16.0..24.0)],
+            erector: [rng.random_range(20.0..30.0), rng.random_range(18.0..28.0)],
             quadratus: [rng.random_range(12.0..20.0), rng.random_range(9.0..15.0)],
             gallbladder,
             adrenals,
+            perirenal_fat,
             arms,
             table,
             lesions,
@@ -207,7 +214,7 @@ impl Surroundings {
         let [x, y, z] = p;
         let ends = &self.ends;
         let side = (x / body[0]).abs().min(1.0);
-        let diaphragm = ends.dome - 25.0 * (1.0 - side) - 30.0 * (y / body[1]).max(0.0);
+        let diaphragm = ends.dome - 25.0 * (1.0 - side) - 30.0 * (y / body[1]).clamp(0.0, 1.0);
         if z > diaphragm {
             if ends.heart.level(p) < 1.0 {
                 return Some(tissue(look.hu(Structure::Veins)));
@@ -222,14 +229,33 @@ impl Surroundings {
         self.pelvis.viscera(p, body, look)
     }
 
-    /// Inside the abdomen, after the organs: the psoas muscles (growing toward the
-    /// pelvis) beside the spine, the back muscles, and the adrenals.
+    /// Inside the abdomen, after the organs: the adrenals, the erector spinae, the fat
+    /// around the kidneys, the psoas muscles (growing toward the pelvis) beside the spine
+    /// and the quadratus lumborum, in that order of precedence.
     pub(super) fn after_organs(
         &self,
         [x, y, z]: [f32; 3],
         spine_y: f32,
         look: &Appearance,
     ) -> Option<Tissue> {
+        if self.adrenals.iter().any(|a| a.level([x, y, z]) < 1.0) {
+            return Some(tissue(look.hu(Structure::Muscle) + 5.0));
+        }
+        // The back muscles, large in real scans (a model that never saw them called them
+        // kidney): erector spinae behind the transverse processes, from 32 mm behind the
+        // vertebral body's centre into the back (real-dicom's at T12: 38 mm, 9–56 mm
+        // either side of the midline), quadratus lumborum beside the psoas behind the
+        // kidneys (apart from them by their fat), down to the iliac crests.
+        let [half_width, depth] = self.erector;
+        if ((x.abs() - 14.0 - half_width) / half_width).powi(2)
+            + ((y - spine_y - 32.0 - depth) / depth).powi(2)
+            < 1.0
+        {
+            return Some(tissue(look.hu(Structure::Muscle)));
+        }
+        if self.perirenal_fat.iter().any(|f| f.level([x, y, z]) < 1.0) {
+            return Some(tissue(look.hu(Structure::Fat) + 8.0));
+        }
         let radius = 5.0 + (10.0 - z).max(0.0) * self.psoas_growth;
         if z < 20.0
             && ((x.abs() - self.psoas_x) / radius).powi(2)
@@ -238,27 +264,14 @@ impl Surroundings {
         {
             return Some(tissue(look.hu(Structure::Muscle)));
         }
-        // The back muscles, large in real scans (a model that never saw them called them
-        // kidney): erector spinae behind the processes, quadratus lumborum beside the
-        // psoas behind the kidneys, down to the iliac crests.
         let above_pelvis = z > self.pelvis.crest() - 20.0;
-        let [half_width, depth] = self.erector;
-        if ((x.abs() - 14.0 - half_width) / half_width).powi(2)
-            + ((y - spine_y - 20.0 - depth * 0.3) / depth).powi(2)
-            < 1.0
-        {
-            return Some(tissue(look.hu(Structure::Muscle)));
-        }
         let [qx, qy] = self.quadratus;
         if above_pelvis
             && z < 40.0
-            && ((x.abs() - self.psoas_x - 28.0) / qx).powi(2) + ((y - spine_y - 14.0) / qy).powi(2)
+            && ((x.abs() - self.psoas_x - 28.0) / qx).powi(2) + ((y - spine_y - 24.0) / qy).powi(2)
                 < 1.0
         {
             return Some(tissue(look.hu(Structure::Muscle) - 3.0));
-        }
-        if self.adrenals.iter().any(|a| a.level([x, y, z]) < 1.0) {
-            return Some(tissue(look.hu(Structure::Muscle) + 5.0));
         }
         None
     }
