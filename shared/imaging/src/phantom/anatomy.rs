@@ -514,6 +514,9 @@ impl Anatomy {
                 };
             }
         }
+        if let Some(t) = surroundings.and_then(|s| s.kidney_fat_plane(p, look)) {
+            return t;
+        }
         if self.spleen.level(p) < 1.0 {
             return Tissue {
                 hu: lesion().unwrap_or(look.hu(Structure::Spleen)),
@@ -668,15 +671,17 @@ mod tests {
     fn full_style_kidneys_lie_in_fat() {
         // Real kidneys lie in fat (Gerota's fascia), apart from the psoas and the back
         // muscles: of the 0–4 mm around each kidney where no other organ is, little is
-        // muscle or bone (without the perirenal fat, a third).
+        // muscle or bone (without the perirenal fat, a third), and its first 1 mm holds
+        // neither liver nor spleen.
         let look = Appearance::fixed(Phase::NonContrast, 10.0);
         let mut shares = Vec::new();
         for seed in 0..10 {
             let anatomy = Anatomy::random(&mut ChaCha8Rng::seed_from_u64(seed), look.clone(), true);
             for kidney in &anatomy.kidneys {
                 let shell = kidney.grown(4.0);
+                let near = kidney.grown(1.0);
                 let [cx, cy, cz] = kidney.center;
-                let (mut fat, mut other) = (0, 0);
+                let (mut fat, mut other, mut organ, mut all_near) = (0, 0, 0, 0);
                 for i in -35..=35 {
                     for j in -35..=35 {
                         for k in -35..=35 {
@@ -686,6 +691,10 @@ mod tests {
                                 continue;
                             }
                             let t = anatomy.sample(p, p);
+                            if near.level(p) < 1.0 {
+                                all_near += 1;
+                                organ += usize::from(t.label == 1 || t.label == 3);
+                            }
                             match (t.label, t.hu < -40.0) {
                                 (0, true) => fat += 1,
                                 (0, false) => other += 1,
@@ -695,6 +704,8 @@ mod tests {
                     }
                 }
                 shares.push(other as f32 / (fat + other) as f32);
+                // Not even the liver or the spleen touches it.
+                assert_eq!(organ, 0, "seed {seed}: {organ} of {all_near}");
             }
         }
         let mean = shares.iter().sum::<f32>() / shares.len() as f32;

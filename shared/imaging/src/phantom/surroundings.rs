@@ -53,6 +53,9 @@ pub struct Surroundings {
     /// The fat inside each kidney's (Gerota's) fascia, 6–16 mm around the kidney: real
     /// kidneys lie in it, apart from the psoas and the back muscles.
     perirenal_fat: [Ellipsoid; 2],
+    /// Its innermost 1–5 mm, which keeps even the liver and the spleen off the kidneys
+    /// (the fat plane of the hepatorenal and splenorenal recesses).
+    fat_plane: [Ellipsoid; 2],
     arms: Option<Arms>,
     /// The table's top surface (y, mm), below the patient's back.
     table: Option<f32>,
@@ -138,6 +141,7 @@ impl Surroundings {
         };
         let pelvis = Pelvis::random(rng, body);
         let perirenal_fat = [0, 1].map(|k| kidneys[k].grown(rng.random_range(6.0..16.0)));
+        let fat_plane = [0, 1].map(|k| kidneys[k].grown(rng.random_range(1.0..5.0)));
         Self {
             ends,
             psoas_x: rng.random_range(28.0..38.0),
@@ -147,6 +151,7 @@ impl Surroundings {
             gallbladder,
             adrenals,
             perirenal_fat,
+            fat_plane,
             arms,
             table,
             lesions,
@@ -197,6 +202,14 @@ impl Surroundings {
             }
         }
         None
+    }
+
+    /// Right around the kidneys, before the liver and the spleen: the fat plane between.
+    pub(super) fn kidney_fat_plane(&self, p: [f32; 3], look: &Appearance) -> Option<Tissue> {
+        self.fat_plane
+            .iter()
+            .any(|f| f.level(p) < 1.0)
+            .then(|| tissue(look.hu(Structure::Fat) + 8.0))
     }
 
     /// Inside the abdomen, before the organs: the gallbladder (carved out of the liver).
