@@ -645,9 +645,8 @@ mod tests {
         // kidney's hilum (real-abdomen: 45 mm below), the spleen's lower pole lies within
         // the left kidney's height, and the kidneys' upper poles stay under the liver's top.
         let look = Appearance::fixed(Phase::NonContrast, 10.0);
-        let seeds = 0..40u64;
         let mut below = Vec::new();
-        for seed in seeds.clone() {
+        for seed in 0..40u64 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let anatomy = Anatomy::random(&mut rng, look.clone(), true);
             let [left, right] = &anatomy.kidneys;

@@ -209,7 +209,7 @@ impl Surroundings {
         self.fat_plane
             .iter()
             .any(|f| f.level(p) < 1.0)
-            .then(|| tissue(look.hu(Structure::Fat) + 8.0))
+            .then(|| kidney_fat(look))
     }
 
     /// Inside the abdomen, before the organs: the gallbladder (carved out of the liver).
@@ -267,7 +267,7 @@ impl Surroundings {
             return Some(tissue(look.hu(Structure::Muscle)));
         }
         if self.perirenal_fat.iter().any(|f| f.level([x, y, z]) < 1.0) {
-            return Some(tissue(look.hu(Structure::Fat) + 8.0));
+            return Some(kidney_fat(look));
         }
         let radius = 5.0 + (10.0 - z).max(0.0) * self.psoas_growth;
         if z < 20.0
@@ -296,4 +296,9 @@ impl Surroundings {
             .find(|l| l.shape.level(p) < 1.0)
             .map(|l| l.hu)
     }
+}
+
+/// The fat around the kidneys, its fat plane and its shell alike.
+fn kidney_fat(look: &Appearance) -> Tissue {
+    tissue(look.hu(Structure::Fat) + 8.0)
 }
