@@ -19,6 +19,8 @@ fn quickstart(store: &std::path::Path) -> Command {
             "5",
             "--slices-per-epoch",
             "64",
+            "--variants-per-template",
+            "2",
         ])
         .arg("--store")
         .arg(format!("file://{}", store.display()))
@@ -75,9 +77,11 @@ fn ctrl_c_then_the_same_command_resumes_the_training_job() {
         "no new job: {text}"
     );
     assert!(text.contains("| Model | Background | Liver | Kidneys | Spleen | Pancreas |"));
-    // The shared real case beside the checkout is scored by default, never trained on.
+    // The shared real case beside the checkout joins training by default, as template
+    // variants, so no real case is scored as if unseen.
+    assert!(text.contains("template variants: "), "{text}");
     assert!(
-        text.contains("real validation cases (never trained on)"),
+        text.contains("no real validation: the real templates are in the training data"),
         "{text}"
     );
     assert!(text.contains("report.html"), "{text}");

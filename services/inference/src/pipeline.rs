@@ -137,7 +137,7 @@ pub fn segment<B: Backend>(
     let started = Instant::now();
     let mut canonical_labels = stack(label_slices).map_err(|e| Error::Internal(e.to_string()))?;
     if options.keep_largest_components {
-        keep_largest_components(&mut canonical_labels);
+        keep_largest_components(&mut canonical_labels, canonical.spacing);
     }
     let labels = ct
         .with_data(canonical.to_file_order(&canonical_labels))

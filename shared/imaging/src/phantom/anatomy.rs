@@ -142,6 +142,8 @@ pub struct Anatomy {
     spleen: Ellipsoid,
     kidneys: [Ellipsoid; 2],
     kidney_sinus: [Ellipsoid; 2],
+    /// The full style's renal sinus inside each kidney, around its long axis.
+    renal_sinus: Option<[Ellipsoid; 2]>,
     pancreas: Tube,
     duodenum: Tube,
     splenic_vein: Tube,
@@ -220,20 +222,30 @@ impl Anatomy {
         ];
         // The renal sinus, toward the hilum. With surroundings it opens there, as real
         // kidneys do around their middle: a C of parenchyma around fat on the hilum slices.
-        let (offset, reach) = if surroundings {
-            (23.0, 12.0)
+        let (offset, hilum_radii) = if surroundings {
+            (26.0, [12.0, 10.0, 14.0])
         } else {
-            (12.0, 9.0)
+            (12.0, [9.0, 12.0, 25.0])
         };
-        let sinus = |c: [f32; 3], side: f32| {
+        // A yawed ellipsoid `offset` mm from kidney centre `c` toward its hilum.
+        let toward_hilum = |c: [f32; 3], side: f32, offset: f32, radii: [f32; 3]| {
             let (sin, cos) = (side * turn).sin_cos();
             Ellipsoid::turned(
                 [c[0] - side * offset * cos, c[1] - side * offset * sin, c[2]],
-                [reach, 12.0, 25.0],
+                radii,
                 side * turn,
             )
         };
-        let kidney_sinus = [sinus(left, 1.0), sinus(right, -1.0)];
+        let hilum = |c, side| toward_hilum(c, side, offset, hilum_radii);
+        let kidney_sinus = [hilum(left, 1.0), hilum(right, -1.0)];
+        // With surroundings, the sinus's fat also fills the kidney's core above and below
+        // the hilum, as on real-abdomen's kidneys (a ring of parenchyma around fat 20 mm
+        // from the hilum, a C 25-30 mm deep at it), scaled with the kidney.
+        let renal_sinus = surroundings.then(|| {
+            let k = kidney_radii[0] / 30.0;
+            let core = |c, side| toward_hilum(c, side, 12.0 * k, [16.0 * k, 12.0 * k, 35.0 * k]);
+            [core(left, 1.0), core(right, -1.0)]
+        });
 
         // The pancreas: head right of the midline, body over the aorta, tail at the spleen.
         let head = jitter(rng, [-28.0, -5.0, 0.0], 5.0);
@@ -351,6 +363,7 @@ impl Anatomy {
             spleen,
             kidneys,
             kidney_sinus,
+            renal_sinus,
             pancreas,
             duodenum,
             splenic_vein,
@@ -498,7 +511,8 @@ impl Anatomy {
         for (k, kidney) in self.kidneys.iter().enumerate() {
             let level = kidney.level(p);
             if level < 1.0 {
-                if self.kidney_sinus[k].level(p) < 1.0 {
+                let core = self.renal_sinus.is_some_and(|r| r[k].level(p) < 1.0);
+                if core || self.kidney_sinus[k].level(p) < 1.0 {
                     return tissue(look.hu(Structure::Fat) + 30.0);
                 }
                 let cortex = level > 0.55;
@@ -603,32 +617,48 @@ mod tests {
     use super::{Anatomy, lobule};
     use crate::phantom::appearance::{Appearance, Phase};
 
+    /// The first point outside `fat` on the way from `from` in kidney `kidney`'s
+    /// direction from its centre to `fat`'s centre (0.25 mm steps, level with `from`).
+    fn walk_out(kidney: &super::Ellipsoid, fat: &super::Ellipsoid, from: [f32; 3]) -> [f32; 3] {
+        let [dx, dy] = [0, 1].map(|a| fat.center[a] - kidney.center[a]);
+        let norm = (dx * dx + dy * dy).sqrt();
+        let mut p = from;
+        while fat.level(p) < 1.0 {
+            p = [p[0] + 0.25 * dx / norm, p[1] + 0.25 * dy / norm, p[2]];
+        }
+        p
+    }
+
     /// Whether walking out of kidney `k`'s sinus, away from the kidney's centre, leaves the
     /// kidney too: the sinus then opens at the hilum instead of lying inside the organ.
     fn sinus_opens(anatomy: &Anatomy, k: usize) -> bool {
         let (kidney, sinus) = (&anatomy.kidneys[k], &anatomy.kidney_sinus[k]);
-        let [dx, dy] = [
-            sinus.center[0] - kidney.center[0],
-            sinus.center[1] - kidney.center[1],
-        ];
-        let norm = (dx * dx + dy * dy).sqrt();
-        let mut p = sinus.center;
-        while sinus.level(p) < 1.0 {
-            p = [p[0] + 0.25 * dx / norm, p[1] + 0.25 * dy / norm, p[2]];
-        }
-        kidney.level(p) >= 1.0
+        kidney.level(walk_out(kidney, sinus, sinus.center)) >= 1.0
     }
 
     #[test]
-    fn full_style_kidneys_open_at_the_hilum() {
+    fn full_style_kidneys_open_at_the_hilum_around_sinus_fat() {
         for seed in 0..20 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let look = Appearance::fixed(Phase::PortalVenous, 10.0);
             let full = Anatomy::random(&mut rng, look.clone(), true);
             let earlier = Anatomy::random(&mut rng, look, false);
+            assert!(earlier.renal_sinus.is_none());
+            let cores = full
+                .renal_sinus
+                .expect("the full style draws the renal sinus");
             for k in 0..2 {
                 assert!(sinus_opens(&full, k), "seed {seed}, kidney {k}");
                 assert!(!sinus_opens(&earlier, k), "seed {seed}, kidney {k}");
+                // 20 mm above the hilum the sinus's fat lies inside the kidney, away from
+                // the hilum's opening, and walking from it toward the hilum leaves the fat
+                // inside the kidney: parenchyma all round, as on real-abdomen's kidneys.
+                let (kidney, core) = (&full.kidneys[k], &cores[k]);
+                let p = [core.center[0], core.center[1], core.center[2] + 20.0];
+                assert!(core.level(p) < 1.0 && kidney.level(p) < 1.0, "seed {seed}");
+                assert!(full.kidney_sinus[k].level(p) >= 1.0, "seed {seed}");
+                let out = walk_out(kidney, core, p);
+                assert!(kidney.level(out) < 1.0, "seed {seed}, kidney {k}");
             }
         }
     }
