@@ -139,6 +139,8 @@ pub struct Anatomy {
     subcutaneous_fat: f32,
     muscle: f32,
     liver: [Ellipsoid; 2],
+    /// The full style's lower tip of the right lobe, beside the right kidney.
+    liver_tip: Option<Ellipsoid>,
     spleen: Ellipsoid,
     kidneys: [Ellipsoid; 2],
     kidney_sinus: [Ellipsoid; 2],
@@ -354,12 +356,24 @@ impl Anatomy {
         };
         let surroundings =
             surroundings.then(|| Surroundings::random(rng, body, back, &liver, &kidneys));
+        // With surroundings, the right lobe's lower tip: a strip along the body wall beside
+        // and in front of the right kidney, down to 40-55 mm below its hilum, as on
+        // real-abdomen (from the kidney's lateral border to 60 mm out, 0-85 mm in front
+        // of its centre, 15-40 mm below it; the two ellipsoids above end level with it).
+        let liver_tip = surroundings.is_some().then(|| {
+            let c = kidneys[1].center;
+            Ellipsoid::new(
+                jitter(rng, [c[0] - 45.0, c[1] - 40.0, c[2] - 18.0], 5.0),
+                scaled(rng, [17.0, 42.0, 30.0], 0.8, 1.2),
+            )
+        });
         Self {
             body,
             back,
             subcutaneous_fat,
             muscle,
             liver,
+            liver_tip,
             spleen,
             kidneys,
             kidney_sinus,
@@ -537,7 +551,12 @@ impl Anatomy {
                 label: 3,
             };
         }
-        if self.liver.iter().any(|e| e.level(p) < 1.0) {
+        if self
+            .liver
+            .iter()
+            .chain(&self.liver_tip)
+            .any(|e| e.level(p) < 1.0)
+        {
             // Hepatic veins and portal branches: darker (plain) or brighter (venous) tubes.
             let vein = ((p[0] * 0.09).sin() * (p[2] * 0.07).cos()).abs() < 0.035;
             let liver = look.hu(Structure::Liver);
@@ -694,6 +713,28 @@ mod tests {
         let lower = below.iter().filter(|&&d| d < 0.0).count();
         assert!((-40.0..-10.0).contains(&mean), "{below:?}");
         assert!(lower * 4 >= below.len() * 3, "{below:?}");
+    }
+
+    #[test]
+    fn full_style_livers_reach_down_beside_the_right_kidney() {
+        // Real-abdomen's liver reaches 45 mm below the right kidney's centre, lateral to
+        // the kidney and in front of it; the full style's lower tip does so too.
+        let look = Appearance::fixed(Phase::NonContrast, 10.0);
+        for seed in 0..40u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let anatomy = Anatomy::random(&mut rng, look.clone(), true);
+            let right = anatomy.kidneys[1].center;
+            let tip = anatomy
+                .liver_tip
+                .expect("the full style draws the liver's tip");
+            let below = right[2] - z_extent(&tip)[0];
+            assert!((25.0..75.0).contains(&below), "seed {seed}: {below}");
+            // Lateral to the kidney (x < 0 is the patient's right) and in front of it.
+            assert!(tip.center[0] < right[0] - 30.0, "seed {seed}");
+            assert!(tip.center[1] < right[1] - 25.0, "seed {seed}");
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        assert!(Anatomy::random(&mut rng, look, false).liver_tip.is_none());
     }
 
     #[test]
