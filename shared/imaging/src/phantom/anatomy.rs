@@ -666,13 +666,13 @@ mod tests {
             let cores = full
                 .renal_sinus
                 .expect("the full style draws the renal sinus");
-            for k in 0..2 {
+            for (k, core) in cores.iter().enumerate() {
                 assert!(sinus_opens(&full, k), "seed {seed}, kidney {k}");
                 assert!(!sinus_opens(&earlier, k), "seed {seed}, kidney {k}");
                 // 20 mm above the hilum the sinus's fat lies inside the kidney, away from
                 // the hilum's opening, and walking from it toward the hilum leaves the fat
                 // inside the kidney: parenchyma all round, as on real-abdomen's kidneys.
-                let (kidney, core) = (&full.kidneys[k], &cores[k]);
+                let kidney = &full.kidneys[k];
                 let p = [core.center[0], core.center[1], core.center[2] + 20.0];
                 assert!(core.level(p) < 1.0 && kidney.level(p) < 1.0, "seed {seed}");
                 assert!(full.kidney_sinus[k].level(p) >= 1.0, "seed {seed}");
