@@ -4,7 +4,8 @@
 use abdoseg_model::NUM_CLASSES;
 use ndarray::Array3;
 
-/// How many components each class keeps: background untouched, two kidneys.
+/// How many components each class keeps: background untouched, one per organ; the
+/// kidneys keep a pair ([`kidney_pair`]).
 const KEEP: [usize; NUM_CLASSES] = [0, 1, 2, 1, 1];
 
 const KIDNEY: usize = 2;
@@ -41,6 +42,7 @@ pub fn keep_largest_components(labels: &mut Array3<u8>, spacing: [f32; 3]) {
     let mut visited = vec![false; flat.len()];
     let mut components: Vec<Vec<Component>> = (0..NUM_CLASSES).map(|_| Vec::new()).collect();
     let mut queue: Vec<u32> = Vec::new();
+    let mm = [spacing[2], spacing[1], spacing[0]].map(f64::from);
     for start in 0..flat.len() {
         let class = usize::from(flat[start]);
         if class == 0 || class >= NUM_CLASSES || visited[start] {
@@ -85,7 +87,6 @@ pub fn keep_largest_components(labels: &mut Array3<u8>, spacing: [f32; 3]) {
             }
         }
         let n = queue.len() as f64;
-        let mm = [spacing[2], spacing[1], spacing[0]].map(f64::from);
         components[class].push(Component {
             voxels: queue.clone(),
             centre: [0, 1, 2].map(|a| sum[a] / n * mm[a]),

@@ -357,9 +357,9 @@ impl Anatomy {
         let surroundings =
             surroundings.then(|| Surroundings::random(rng, body, back, &liver, &kidneys));
         // With surroundings, the right lobe's lower tip: a strip along the body wall beside
-        // and in front of the right kidney, down to 40-55 mm below its hilum, as on
-        // real-abdomen (from the kidney's lateral border to 60 mm out, 0-85 mm in front
-        // of its centre, 15-40 mm below it; the two ellipsoids above end level with it).
+        // and in front of the right kidney, down to 32-64 mm below its centre, as on
+        // real-abdomen (45 mm; from the kidney's lateral border to 60 mm out, 0-85 mm in
+        // front of its centre; the two ellipsoids above end near its level).
         let liver_tip = surroundings.is_some().then(|| {
             let c = kidneys[1].center;
             Ellipsoid::new(

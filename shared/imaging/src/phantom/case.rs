@@ -16,8 +16,9 @@ use crate::{Geometry, ImagingError, Volume, orientation::Reorientation};
 
 /// Full style: the top of the scan in the anatomy's frame (mm; the right kidney's centre
 /// sits at −20 to +5, `anatomy::KIDNEY_Z_MM`, the liver's dome near +100), and how far
-/// down it reaches. Abdominal CTs run from the diaphragm into the pelvis: more than half of these reach the femoral heads
-/// and the whole bladder (at −245 to −150), where a model that never saw them puts "liver".
+/// down it reaches. Abdominal CTs run from the diaphragm into the pelvis: more than half
+/// of these reach the femoral heads and the whole bladder (at −245 to −150), where a model
+/// that never saw them puts "liver".
 pub const FULL_TOP_MM: std::ops::Range<f32> = 100.0..170.0;
 pub const FULL_EXTENT_MM: std::ops::Range<f32> = 280.0..420.0;
 
