@@ -1,7 +1,8 @@
 //! The anatomy of one phantom: shapes in canonical millimetres (x toward the patient's
 //! left, y posterior, z superior; origin mid-body) with their tissue and label.
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use super::{
     appearance::{Appearance, Phase, Structure},
@@ -27,6 +28,9 @@ pub(super) struct Ellipsoid {
     inv_radii: [f32; 3],
     /// Cosine and sine of its turn about the z axis (from x toward y).
     yaw: [f32; 2],
+    /// How far its axial sections shift in x and y per mm above its centre (a shear: every
+    /// section keeps its shape, so the long axis leans as a real kidney's does).
+    lean: [f32; 2],
 }
 
 impl Ellipsoid {
@@ -41,7 +45,20 @@ impl Ellipsoid {
             center,
             inv_radii: radii.map(|r| 1.0 / r.max(1.0)),
             yaw: [cos, sin],
+            lean: [0.0; 2],
         }
+    }
+
+    /// The same ellipsoid with its sections shifted by `lean` mm (x, y) per mm above its
+    /// centre.
+    pub(super) fn leaning(self, lean: [f32; 2]) -> Self {
+        Self { lean, ..self }
+    }
+
+    /// Its centre's section `dz` mm above the centre (where the sheared axis passes).
+    pub(super) fn axis_at(&self, dz: f32) -> [f32; 3] {
+        let [x, y, z] = self.center;
+        [x + self.lean[0] * dz, y + self.lean[1] * dz, z + dz]
     }
 
     /// The same ellipsoid with every radius `by` mm longer: it and a shell about `by` thick.
@@ -56,12 +73,12 @@ impl Ellipsoid {
     #[inline]
     pub(super) fn level(&self, p: [f32; 3]) -> f32 {
         let [cos, sin] = self.yaw;
-        let (dx, dy) = (p[0] - self.center[0], p[1] - self.center[1]);
-        let local = [
-            cos * dx + sin * dy,
-            cos * dy - sin * dx,
-            p[2] - self.center[2],
-        ];
+        let dz = p[2] - self.center[2];
+        let (dx, dy) = (
+            p[0] - self.center[0] - self.lean[0] * dz,
+            p[1] - self.center[1] - self.lean[1] * dz,
+        );
+        let local = [cos * dx + sin * dy, cos * dy - sin * dx, dz];
         (0..3).map(|a| (local[a] * self.inv_radii[a]).powi(2)).sum()
     }
 }
@@ -180,7 +197,10 @@ impl Anatomy {
     /// A random anatomy. Positions follow the abdomen: liver on the patient's right
     /// (x < 0), spleen left and posterior, kidneys beside the spine, pancreas across the
     /// midline in front of the aorta, its head in the duodenal C-loop.
-    pub fn random<R: Rng>(rng: &mut R, look: Appearance, surroundings: bool) -> Self {
+    pub fn random<R: Rng + Clone>(rng: &mut R, look: Appearance, surroundings: bool) -> Self {
+        // Variations added after the rest draw from a stream of their own, so that adding
+        // one leaves every earlier draw (and so every other shape) as it was.
+        let mut later = ChaCha8Rng::seed_from_u64(rng.clone().next_u64() ^ 0x1EA7_0F_5AFE);
         let body = [
             rng.random_range(145.0..175.0),
             rng.random_range(105.0..125.0),
@@ -218,9 +238,24 @@ impl Anatomy {
         } else {
             (kidney_radii, 0.0)
         };
+        // With surroundings, each kidney's long axis leans as real ones do, the upper pole
+        // toward the spine and the back, the lower pole out and forward (real-abdomen: the
+        // sections' centres move 28-31 mm across and 26-32 mm front to back over the kidney's
+        // 99-108 mm, about 0.3 mm per mm each way).
+        let lean = |side: f32, later: &mut ChaCha8Rng| {
+            if surroundings {
+                [
+                    -side * later.random_range(0.15f32..0.35),
+                    later.random_range(0.15f32..0.35),
+                ]
+            } else {
+                [0.0; 2]
+            }
+        };
+        let leans = [lean(1.0, &mut later), lean(-1.0, &mut later)];
         let kidneys = [
-            Ellipsoid::turned(left, kidney_radii, turn),
-            Ellipsoid::turned(right, kidney_radii, -turn),
+            Ellipsoid::turned(left, kidney_radii, turn).leaning(leans[0]),
+            Ellipsoid::turned(right, kidney_radii, -turn).leaning(leans[1]),
         ];
         // The renal sinus, toward the hilum. With surroundings it opens there, as real
         // kidneys do around their middle: a C of parenchyma around fat on the hilum slices.
@@ -239,14 +274,20 @@ impl Anatomy {
             )
         };
         let hilum = |c, side| toward_hilum(c, side, offset, hilum_radii);
-        let kidney_sinus = [hilum(left, 1.0), hilum(right, -1.0)];
+        let kidney_sinus = [
+            hilum(left, 1.0).leaning(leans[0]),
+            hilum(right, -1.0).leaning(leans[1]),
+        ];
         // With surroundings, the sinus's fat also fills the kidney's core above and below
         // the hilum, as on real-abdomen's kidneys (a ring of parenchyma around fat 20 mm
         // from the hilum, a C 25-30 mm deep at it), scaled with the kidney.
         let renal_sinus = surroundings.then(|| {
             let k = kidney_radii[0] / 30.0;
             let core = |c, side| toward_hilum(c, side, 12.0 * k, [16.0 * k, 12.0 * k, 35.0 * k]);
-            [core(left, 1.0), core(right, -1.0)]
+            [
+                core(left, 1.0).leaning(leans[0]),
+                core(right, -1.0).leaning(leans[1]),
+            ]
         });
 
         // The pancreas: head right of the midline, body over the aorta, tail at the spleen.
@@ -673,11 +714,61 @@ mod tests {
                 // the hilum's opening, and walking from it toward the hilum leaves the fat
                 // inside the kidney: parenchyma all round, as on real-abdomen's kidneys.
                 let kidney = &full.kidneys[k];
-                let p = [core.center[0], core.center[1], core.center[2] + 20.0];
+                let p = core.axis_at(20.0);
                 assert!(core.level(p) < 1.0 && kidney.level(p) < 1.0, "seed {seed}");
                 assert!(full.kidney_sinus[k].level(p) >= 1.0, "seed {seed}");
                 let out = walk_out(kidney, core, p);
                 assert!(kidney.level(out) < 1.0, "seed {seed}, kidney {k}");
+            }
+        }
+    }
+
+    /// The centre (x, y) of `e`'s section `dz` mm above its centre, from points sampled
+    /// 0.5 mm apart.
+    fn section_centre(e: &super::Ellipsoid, dz: f32) -> [f32; 2] {
+        let [cx, cy, cz] = e.center;
+        let (mut sum, mut n) = ([0.0f32; 2], 0.0f32);
+        for i in -200..=200 {
+            for j in -200..=200 {
+                let p = [cx + i as f32 * 0.5, cy + j as f32 * 0.5, cz + dz];
+                if e.level(p) < 1.0 {
+                    sum = [sum[0] + p[0], sum[1] + p[1]];
+                    n += 1.0;
+                }
+            }
+        }
+        assert!(n > 0.0, "no section {dz} mm from the centre");
+        sum.map(|v| v / n)
+    }
+
+    #[test]
+    fn full_style_kidneys_lean_upper_poles_toward_the_spine_and_the_back() {
+        // Real-abdomen's kidneys: the sections' centres move 28-31 mm toward the midline and
+        // 26-32 mm toward the back from the lower pole to the upper (0.3 mm per mm).
+        let look = Appearance::fixed(Phase::NonContrast, 10.0);
+        for seed in 0..10u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let full = Anatomy::random(&mut rng, look.clone(), true);
+            let earlier = Anatomy::random(&mut rng, look.clone(), false);
+            for k in 0..2 {
+                let kidney = &full.kidneys[k];
+                let reach = 0.6 / kidney.inv_radii[2];
+                let [upper, lower] = [reach, -reach].map(|dz| section_centre(kidney, dz));
+                let per_mm = |a: usize| (upper[a] - lower[a]) / (2.0 * reach);
+                let medial = -kidney.center[0].signum() * per_mm(0);
+                assert!(
+                    (0.1..0.4).contains(&medial),
+                    "seed {seed}, kidney {k}: {medial}"
+                );
+                assert!((0.1..0.4).contains(&per_mm(1)), "seed {seed}, kidney {k}");
+                // The earlier style keeps its upright kidneys.
+                let upright = &earlier.kidneys[k];
+                let reach = 0.6 / upright.inv_radii[2];
+                let [upper, lower] = [reach, -reach].map(|dz| section_centre(upright, dz));
+                assert!(
+                    (0..2).all(|a| (upper[a] - lower[a]).abs() < 0.5),
+                    "seed {seed}"
+                );
             }
         }
     }

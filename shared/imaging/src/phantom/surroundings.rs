@@ -89,10 +89,11 @@ impl Surroundings {
             )
         });
         let adrenals = [0, 1].map(|k| {
-            let c = kidneys[k].center;
+            let c = kidneys[k].axis_at(0.0);
+            let top = kidneys[k].axis_at(50.0);
             let toward_midline = if c[0] > 0.0 { -1.0 } else { 1.0 };
             Ellipsoid::new(
-                [c[0] + toward_midline * 12.0, c[1] - 6.0, c[2] + 50.0],
+                [top[0] + toward_midline * 12.0, top[1] - 6.0, top[2]],
                 [4.0, 13.0, 14.0],
             )
         });
