@@ -200,7 +200,7 @@ impl Anatomy {
     pub fn random<R: Rng + Clone>(rng: &mut R, look: Appearance, surroundings: bool) -> Self {
         // Variations added after the rest draw from a stream of their own, so that adding
         // one leaves every earlier draw (and so every other shape) as it was.
-        let mut later = ChaCha8Rng::seed_from_u64(rng.clone().next_u64() ^ 0x1EA7_0F_5AFE);
+        let mut later = ChaCha8Rng::seed_from_u64(rng.clone().next_u64() ^ 0x001E_A70F_5AFE);
         let body = [
             rng.random_range(145.0..175.0),
             rng.random_range(105.0..125.0),
