@@ -242,7 +242,7 @@ impl Anatomy {
         // toward the spine and the back, the lower pole out and forward (real-abdomen: the
         // sections' centres move 28-31 mm across and 26-32 mm front to back over the kidney's
         // 99-108 mm, about 0.3 mm per mm each way).
-        let lean = |side: f32, later: &mut ChaCha8Rng| {
+        let leans = [1.0f32, -1.0].map(|side| {
             if surroundings {
                 [
                     -side * later.random_range(0.15f32..0.35),
@@ -251,8 +251,7 @@ impl Anatomy {
             } else {
                 [0.0; 2]
             }
-        };
-        let leans = [lean(1.0, &mut later), lean(-1.0, &mut later)];
+        });
         let kidneys = [
             Ellipsoid::turned(left, kidney_radii, turn).leaning(leans[0]),
             Ellipsoid::turned(right, kidney_radii, -turn).leaning(leans[1]),
@@ -741,6 +740,14 @@ mod tests {
         sum.map(|v| v / n)
     }
 
+    /// How far `e`'s section centre moves (x, y; mm) from 0.6 of its half-height below its
+    /// centre to as far above, and that span of height (mm).
+    fn drift_over_middle(e: &super::Ellipsoid) -> ([f32; 2], f32) {
+        let reach = 0.6 / e.inv_radii[2];
+        let [upper, lower] = [reach, -reach].map(|dz| section_centre(e, dz));
+        ([upper[0] - lower[0], upper[1] - lower[1]], 2.0 * reach)
+    }
+
     #[test]
     fn full_style_kidneys_lean_upper_poles_toward_the_spine_and_the_back() {
         // Real-abdomen's kidneys: the sections' centres move 28-31 mm toward the midline and
@@ -752,28 +759,25 @@ mod tests {
             let earlier = Anatomy::random(&mut rng, look.clone(), false);
             for k in 0..2 {
                 let kidney = &full.kidneys[k];
-                let reach = 0.6 / kidney.inv_radii[2];
-                let [upper, lower] = [reach, -reach].map(|dz| section_centre(kidney, dz));
-                let per_mm = |a: usize| (upper[a] - lower[a]) / (2.0 * reach);
-                let medial = -kidney.center[0].signum() * per_mm(0);
+                let (drift, span) = drift_over_middle(kidney);
+                let medial = -kidney.center[0].signum() * drift[0] / span;
                 assert!(
                     (0.1..0.4).contains(&medial),
                     "seed {seed}, kidney {k}: {medial}"
                 );
-                assert!((0.1..0.4).contains(&per_mm(1)), "seed {seed}, kidney {k}");
-                // The earlier style keeps its upright kidneys.
-                let upright = &earlier.kidneys[k];
-                let reach = 0.6 / upright.inv_radii[2];
-                let [upper, lower] = [reach, -reach].map(|dz| section_centre(upright, dz));
                 assert!(
-                    (0..2).all(|a| (upper[a] - lower[a]).abs() < 0.5),
-                    "seed {seed}"
+                    (0.1..0.4).contains(&(drift[1] / span)),
+                    "seed {seed}, kidney {k}"
                 );
+                // The earlier style keeps its upright kidneys.
+                let (drift, _) = drift_over_middle(&earlier.kidneys[k]);
+                assert!(drift.iter().all(|d| d.abs() < 0.5), "seed {seed}");
             }
         }
     }
 
-    /// Lowest and highest z of an upright or yawed ellipsoid.
+    /// Lowest and highest z of an ellipsoid (upright, yawed or leaning: a lean shears the
+    /// sections sideways and leaves the height alone).
     fn z_extent(e: &super::Ellipsoid) -> [f32; 2] {
         let r = 1.0 / e.inv_radii[2];
         [e.center[2] - r, e.center[2] + r]

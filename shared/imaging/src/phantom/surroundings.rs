@@ -89,7 +89,7 @@ impl Surroundings {
             )
         });
         let adrenals = [0, 1].map(|k| {
-            let c = kidneys[k].axis_at(0.0);
+            let c = kidneys[k].center;
             let top = kidneys[k].axis_at(50.0);
             let toward_midline = if c[0] > 0.0 { -1.0 } else { 1.0 };
             Ellipsoid::new(
