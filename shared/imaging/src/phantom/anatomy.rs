@@ -171,9 +171,6 @@ pub struct Anatomy {
     /// The colon's frame (ascending, transverse, descending) with stool and gas, with
     /// surroundings only.
     colon: Vec<Tube>,
-    /// EXPERIMENT (reverted in the next commit): fluid in the colon, this many HU over the
-    /// gut's contents, in the whole frame or the ascending colon only.
-    colon_fluid: Option<(f32, bool)>,
     aorta: [f32; 3],
     ivc: [f32; 3],
     /// Every structure's HU for this case.
@@ -245,10 +242,8 @@ impl Anatomy {
         // toward the spine and the back, the lower pole out and forward (real-abdomen: the
         // sections' centres move 28-31 mm across and 26-32 mm front to back over the kidney's
         // 99-108 mm, about 0.3 mm per mm each way).
-        // EXPERIMENT (reverted in the next commit): ABDOSEG_EXP_NO_LEAN keeps the kidneys upright.
-        let no_lean = std::env::var_os("ABDOSEG_EXP_NO_LEAN").is_some();
         let leans = [1.0f32, -1.0].map(|side| {
-            if surroundings && !no_lean {
+            if surroundings {
                 [
                     -side * later.random_range(0.15f32..0.35),
                     later.random_range(0.15f32..0.35),
@@ -412,22 +407,6 @@ impl Anatomy {
                 scaled(rng, [17.0, 42.0, 30.0], 0.8, 1.2),
             )
         });
-        // ABDOSEG_EXP_COLON=all:LOW:HIGH or ascending:LOW:HIGH (HU over the gut's contents;
-        // docs/benchmarks.md footnote 26), in half the cases.
-        let knob = std::env::var("ABDOSEG_EXP_COLON").ok();
-        let knob = knob.as_deref().and_then(|v| {
-            let mut parts = v.split(':');
-            let whole = parts.next()? == "all";
-            let low: f32 = parts.next()?.parse().ok()?;
-            let high: f32 = parts.next()?.parse().ok()?;
-            Some((whole, low, high))
-        });
-        let colon_fluid = match knob {
-            Some((whole, low, high)) if surroundings.is_some() && later.random_bool(0.5) => {
-                Some((later.random_range(low..high), whole))
-            }
-            _ => None,
-        };
         Self {
             body,
             back,
@@ -445,7 +424,6 @@ impl Anatomy {
             stomach,
             bowel,
             colon,
-            colon_fluid,
             aorta,
             ivc,
             look,
@@ -642,12 +620,7 @@ impl Anatomy {
             let gas = p[1] < self.stomach.center[1] - 0.35 / self.stomach.inv_radii[1];
             return tissue(if gas { -900.0 } else { look.gut_contents });
         }
-        if let Some(segment) = self.colon.iter().position(|c| c.contains(p)) {
-            if let Some((over, whole)) = self.colon_fluid
-                && (whole || segment == 0)
-            {
-                return tissue(look.gut_contents + over);
-            }
+        if self.colon.iter().any(|c| c.contains(p)) {
             // Stool: gas bubbles in soft contents.
             let bubbles = ((p[0] * 0.45).sin() + (p[1] * 0.5).sin() * (p[2] * 0.4).cos()) > 1.1;
             return tissue(if bubbles {
